@@ -1,0 +1,17 @@
+"""Hot graph ops, each with a plain-PyTorch reference and (where written) a Triton kernel.
+
+Dispatch follows one rule (see :mod:`graphlearn.kernels._dispatch`): Triton on CUDA
+tensors, the reference otherwise; ``GRAPHLEARN_KERNELS=reference|triton|auto`` overrides.
+This package imports only torch (and triton, lazily) plus :mod:`graphlearn.errors`.
+"""
+
+from ._dispatch import kernel_mode, triton_available, use_triton
+from .edge_softmax_aggregate import edge_softmax, edge_softmax_aggregate
+
+__all__ = [
+    "edge_softmax",
+    "edge_softmax_aggregate",
+    "kernel_mode",
+    "triton_available",
+    "use_triton",
+]
