@@ -36,6 +36,7 @@ __all__ = [
     "cache_root",
     "offline",
     "require_raw_files",
+    "raw_file_status",
     "download_url",
     "cached_tensors",
 ]
@@ -120,6 +121,23 @@ def require_raw_files(
         f"dataset {info.name!r} is missing {len(missing)} raw file(s): {', '.join(missing)}."
         f"{reason} Get them from {info.url} and place them in {where}."
     )
+
+
+def raw_file_status(info: DatasetInfo, root: str | os.PathLike | None = None) -> dict:
+    """Where ``info``'s raw files are, without downloading: ``{"folder", "missing", "message"}``."""
+    if not info.raw_files:
+        return {"folder": None, "missing": [], "message": "embedded (nothing to download)"}
+    base = data_root(root)
+    candidates = ([base / info.raw_dir] if base is not None else []) + [
+        cache_root() / "raw" / info.raw_dir
+    ]
+    for folder in candidates:
+        if not _missing(folder, info.raw_files):
+            return {"folder": str(folder), "missing": [], "message": f"all present in {folder}"}
+    missing = _missing(candidates[0], info.raw_files)
+    return {"folder": str(candidates[0]), "missing": missing,
+            "message": f"missing in {candidates[0]}: {', '.join(missing)} "
+                       f"(downloaded from {info.url} on first load)"}
 
 
 def download_url(url: str, folder: Path, filename: str | None = None) -> Path:
