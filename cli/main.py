@@ -134,32 +134,29 @@ def models_list(
         typer.echo(f"{r['name']:<12} {', '.join(r['tasks']):<45} {r['description']}")
 
 
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    return f"graphlearn: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``graphlearn`` console script."""
+    import warnings
+
+    warnings.formatwarning = _format_warning
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     if debug:
         args = [a for a in args if a != "--debug"]
     try:
-        app(args=args, prog_name="graphlearn", standalone_mode=False)
-    except typer.Exit as exc:
-        return exc.exit_code
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        return 130
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        return 130
+        # standalone mode: typer reports its own usage errors (exit 2) and handles Ctrl-C
+        app(args=args, prog_name="graphlearn", standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except Exception as exc:
-        import click
-
         from graphlearn.errors import GraphLearnError
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
         if isinstance(exc, GraphLearnError) and not debug:
-            typer.echo(f"graphlearn: error: {exc}", err=True)
+            print(f"graphlearn: error: {exc}", file=sys.stderr)
             return EXIT_USER_ERROR
         raise
     return 0

@@ -134,6 +134,10 @@ class NodeClassificationDataset:
         return int(self.data.y.max()) + 1
 
     @property
+    def num_edge_features(self) -> int:
+        return int(self.data.num_edge_features)
+
+    @property
     def num_splits(self) -> int:
         mask = self.data.train_mask
         return 1 if mask.dim() == 1 else int(mask.size(1))
@@ -187,6 +191,10 @@ class GraphClassificationDataset:
     @property
     def num_classes(self) -> int:
         return int(self.labels.max()) + 1
+
+    @property
+    def num_edge_features(self) -> int:
+        return int(self.graphs.num_edge_features)
 
     @property
     def labels(self) -> Tensor:

@@ -25,9 +25,13 @@ __all__ = ["ClassificationTask", "NodeClassificationTask", "GraphClassificationT
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 
 
-def build_model(name: str, task: TaskKind, in_channels: int, out_channels: int,
-                **hyperparameters: Any) -> torch.nn.Module:
-    """Build registered model ``name`` for ``task``, checking its hyperparameter names."""
+def build_model(name: str, task: TaskKind, in_channels: int, out_channels: int, *,
+                edge_dim: int | None = None, **hyperparameters: Any) -> torch.nn.Module:
+    """Build registered model ``name`` for ``task``, checking its hyperparameter names.
+
+    ``edge_dim`` (the dataset's edge-feature size) is passed to models that take an
+    ``edge_dim`` argument, unless the hyperparameters set it.
+    """
     import inspect
 
     spec = MODELS.get(name)
@@ -38,7 +42,9 @@ def build_model(name: str, task: TaskKind, in_channels: int, out_channels: int,
             f"model (`graphlearn models list`)"
         )
     params = inspect.signature(spec.cls).parameters
-    fixed = {"in_channels", "out_channels", "readout"}
+    # the task decides node- vs graph-level output; graph tasks may pick the pooling
+    fixed = {"in_channels", "out_channels"} | ({"readout"} if task is not TaskKind.GRAPH_CLASSIFICATION
+                                                else set())
     allowed = sorted(p for p in params if p not in fixed and params[p].kind is not
                      inspect.Parameter.VAR_KEYWORD)
     for key in hyperparameters:
@@ -48,8 +54,13 @@ def build_model(name: str, task: TaskKind, in_channels: int, out_channels: int,
                 f"{', '.join(allowed)}"
             )
     kwargs = dict(hyperparameters)
+    if edge_dim is not None and "edge_dim" in params:
+        kwargs.setdefault("edge_dim", edge_dim)
     if "readout" in params:
-        kwargs["readout"] = "mean" if task is TaskKind.GRAPH_CLASSIFICATION else None
+        if task is TaskKind.GRAPH_CLASSIFICATION:
+            kwargs.setdefault("readout", "mean")
+        else:
+            kwargs["readout"] = None
     try:
         return spec.cls(in_channels, out_channels, **kwargs)
     except TypeError as exc:  # a value of the wrong type reached the constructor
@@ -68,6 +79,7 @@ class ClassificationTask(L.LightningModule):
         model_kwargs (dict): Model hyperparameters.
         in_channels (int): Input feature size (from the dataset).
         num_classes (int): Number of classes (from the dataset).
+        edge_dim (int, optional): Edge-feature size of the dataset, for models that use it.
         metric (str): Name of the model-selection metric (``graphlearn.tasks.metrics``).
         optimizer (str): ``"adam"``, ``"adamw"`` or ``"sgd"``.
         lr (float): Learning rate.
@@ -82,6 +94,7 @@ class ClassificationTask(L.LightningModule):
         model_kwargs: dict[str, Any] | None = None,
         in_channels: int = 1,
         num_classes: int = 2,
+        edge_dim: int | None = None,
         metric: str = "accuracy",
         optimizer: str = "adam",
         lr: float = 0.005,
@@ -89,7 +102,8 @@ class ClassificationTask(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.model = build_model(model, self.kind, in_channels, num_classes, **(model_kwargs or {}))
+        self.model = build_model(model, self.kind, in_channels, num_classes, edge_dim=edge_dim,
+                                 **(model_kwargs or {}))
         self.metric_name = METRICS.canonical(metric)
         self._metric = METRICS.get(metric)
         self._outputs: dict[str, list[tuple[Tensor, Tensor]]] = {"val": [], "test": []}

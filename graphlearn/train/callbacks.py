@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import csv
 import math
+import random
 from pathlib import Path
+
+import numpy as np
+import torch
 
 from lightning.pytorch.callbacks import Callback
 
-__all__ = ["MetricsCSV", "EpochProgressBar"]
+__all__ = ["MetricsCSV", "EpochProgressBar", "RNGState"]
 
 
 def _epoch_metrics(trainer) -> dict[str, float]:
@@ -30,7 +34,8 @@ class MetricsCSV(Callback):
         self.path = Path(path)
         self._rows: list[dict] = []
 
-    def on_fit_start(self, trainer, pl_module) -> None:
+    def on_train_start(self, trainer, pl_module) -> None:
+        # on_train_start runs after a resumed checkpoint restored trainer.current_epoch
         self._rows = []
         if self.path.is_file():
             with self.path.open(newline="") as f:
@@ -86,3 +91,34 @@ class EpochProgressBar(Callback):
             self._bar = None
 
     on_exception = on_train_end  # close the bar on Ctrl-C too
+
+
+class RNGState(Callback):
+    """Save the Python, NumPy and torch random states in checkpoints and restore them.
+
+    Lightning reseeds on resume but does not restore the generators' positions, so dropout
+    masks after a resume would differ from an uninterrupted run. With this callback a
+    resumed run continues the exact random stream (checked by a test).
+    """
+
+    def state_dict(self) -> dict:
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        state = {
+            "torch": torch.get_rng_state(),
+            "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos,
+                      "has_gauss": has_gauss, "gauss": gauss},
+            "python": random.getstate(),
+        }
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        torch.set_rng_state(state["torch"])
+        n = state["numpy"]
+        np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"],
+                             n["has_gauss"], n["gauss"]))
+        version, internal, gauss_next = state["python"]
+        random.setstate((version, tuple(internal), gauss_next))
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])

@@ -111,6 +111,7 @@ def _quiet_lightning():
         warnings.filterwarnings("ignore", message=".*that has `shuffle=True`.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
         warnings.filterwarnings("ignore", message=".*number of training batches.*")
+        warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
         try:
             yield
         finally:
@@ -157,6 +158,7 @@ def fit(
     else:
         cfg = resolve_config(config, overrides)
 
+    _check_names(cfg)
     if cfg.seed is None:
         seed = random.SystemRandom().randrange(2**31)
         warnings.warn(f"no seed given; drew seed={seed} (recorded in config.yaml)", UserWarning,
@@ -167,6 +169,18 @@ def fit(
         return _run(cfg, run_dir if resume is not None else None, out, ckpt_path, start)
 
 
+def _check_names(cfg: RunConfig) -> None:
+    """Fail fast on unknown model, dataset or metric names, before any work or warning."""
+    from graphlearn.datasets import DATASETS
+    from graphlearn.models import MODELS
+    from graphlearn.tasks.metrics import METRICS
+
+    MODELS.get(cfg.model.name)
+    DATASETS.get(cfg.dataset.name)
+    if cfg.eval.metric is not None:
+        METRICS.get(cfg.eval.metric)
+
+
 def _run(cfg: RunConfig, run_dir: Path | None, out, ckpt_path: str | None, start: float) -> FitResult:
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
@@ -174,7 +188,7 @@ def _run(cfg: RunConfig, run_dir: Path | None, out, ckpt_path: str | None, start
     from graphlearn import datasets
     from graphlearn.data.dataset import TaskKind
     from graphlearn.tasks import TASKS
-    from graphlearn.train.callbacks import EpochProgressBar, MetricsCSV
+    from graphlearn.train.callbacks import EpochProgressBar, MetricsCSV, RNGState
     from graphlearn.train.datamodule import make_loaders
     from graphlearn.train.plots import plot_learning_curve
 
@@ -190,6 +204,7 @@ def _run(cfg: RunConfig, run_dir: Path | None, out, ckpt_path: str | None, start
         model_kwargs=cfg.model.hyperparameters(),
         in_channels=dataset.num_features,
         num_classes=dataset.num_classes,
+        edge_dim=dataset.num_edge_features or None,
         metric=metric,
         optimizer=cfg.optim.name,
         lr=cfg.optim.lr,
@@ -207,7 +222,7 @@ def _run(cfg: RunConfig, run_dir: Path | None, out, ckpt_path: str | None, start
         dirpath=run_dir / "checkpoints", filename="best-epoch={epoch:04d}", monitor=monitor,
         mode=mode, save_top_k=1, save_last=True, auto_insert_metric_name=False,
     )
-    callbacks = [checkpoint, MetricsCSV(run_dir / "metrics.csv")]
+    callbacks = [checkpoint, MetricsCSV(run_dir / "metrics.csv"), RNGState()]
     if cfg.trainer.patience is not None:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=cfg.trainer.patience))
     if cfg.trainer.progress_bar:
