@@ -79,6 +79,25 @@ def fit(
     typer.echo(f"run directory: {result.run_dir}")
 
 
+@app.command()
+def summarize(
+    run_dirs: list[str] = typer.Argument(..., help="Run directories (each with summary.json)."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Mean and standard deviation of val/test metrics over runs, per model and dataset."""
+    from graphlearn.train.summary import summarize_runs
+
+    rows = summarize_runs(run_dirs)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        typer.echo(f"{r['model']} on {r['dataset']} ({r['runs']} runs, seeds {r['seeds']}): "
+                   f"test {r['metric']} {100 * r['test_mean']:.2f} +- {100 * r['test_std']:.2f}, "
+                   f"val {100 * r['val_mean']:.2f} +- {100 * r['val_std']:.2f}, "
+                   f"{r['wall_s_mean']:.1f} s per run")
+
+
 @datasets_app.command("list")
 def datasets_list(
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),

@@ -1,0 +1,120 @@
+"""Concrete datasets: one entry point, :func:`load`, and a registry of what it can load.
+
+::
+
+    from graphlearn import datasets
+
+    datasets.names()                    # ['citeseer', 'cora', 'enzymes', 'karate', ...]
+    datasets.info("cora").citation      # source, licence, splits, stats, raw files
+    cora = datasets.load("cora", root="/data", normalize_features=True)
+    mutag = datasets.load("mutag", download=False)
+
+Raw files are looked up under ``root`` (else ``$GRAPHLEARN_DATA``), then in the download
+cache; missing files are downloaded from the canonical source unless ``download=False``
+(see :mod:`graphlearn.data.files`). A data root is never written to. Every loaded graph is
+checked with :func:`graphlearn.data.validation.validate`.
+
+================  ====================  ==========================================
+name              task                  module
+================  ====================  ==========================================
+``karate``        node classification   :mod:`graphlearn.datasets.karate`
+``cora``          node classification   :mod:`graphlearn.datasets.planetoid`
+``citeseer``      node classification   :mod:`graphlearn.datasets.planetoid`
+``pubmed``        node classification   :mod:`graphlearn.datasets.planetoid`
+``mutag``         graph classification  :mod:`graphlearn.datasets.tu`
+``proteins``      graph classification  :mod:`graphlearn.datasets.tu`
+``enzymes``       graph classification  :mod:`graphlearn.datasets.tu`
+================  ====================  ==========================================
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Any
+
+from graphlearn.data.dataset import (
+    DATASETS,
+    DatasetInfo,
+    GraphClassificationDataset,
+    NodeClassificationDataset,
+)
+from graphlearn.data.validation import validate
+from graphlearn.errors import InvalidArgumentError
+
+from . import karate, planetoid, tu  # noqa: F401  (importing registers them)
+
+__all__ = ["DATASETS", "load", "info", "names"]
+
+
+def names() -> list[str]:
+    """The registered dataset names, sorted."""
+    return DATASETS.names()
+
+
+def info(name: str) -> DatasetInfo:
+    """Everything known about dataset ``name`` before loading it.
+
+    Raises:
+        UnknownNameError: ``name`` is not registered; the message lists the choices.
+    """
+    return DATASETS.get(name).info
+
+
+def _options_of(loader) -> list[str]:
+    params = list(inspect.signature(loader).parameters.values())[2:]  # after (info, root)
+    return [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+
+def load(name: str, root: str | os.PathLike | None = None, **options: Any):
+    """Load dataset ``name``, checking every graph it holds.
+
+    Args:
+        name (str): Registered name; case, ``-`` and ``_`` are ignored (see :func:`names`).
+        root (path, optional): Data root laid out like ``$GRAPHLEARN_DATA``
+            (``<root>/planetoid/cora/raw/...``). (default: ``$GRAPHLEARN_DATA``)
+        **options: Keyword-only dataset options. All take ``download`` (bool, fetch
+            missing raw files into the cache; default :obj:`True`); Planetoid datasets take
+            ``normalize_features`` (bool), TU datasets take ``use_node_attr`` (bool).
+
+    Returns:
+        A :class:`~graphlearn.data.dataset.NodeClassificationDataset` or
+        :class:`~graphlearn.data.dataset.GraphClassificationDataset`.
+
+    Raises:
+        UnknownNameError: ``name`` is not registered.
+        InvalidArgumentError: An option is not one the dataset takes.
+        DataNotFoundError: Raw files are missing and could not be downloaded; the message
+            lists them and the folder to place them in.
+        DataFormatError, UnsafeFileError: A raw file is malformed or asks to run code.
+    """
+    spec = DATASETS.get(name)
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise InvalidArgumentError(
+            f"root must be a path (str or os.PathLike) or None, got {type(root).__name__}"
+        )
+    accepted = _options_of(spec.loader)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise InvalidArgumentError(
+            f"dataset {spec.info.name!r} does not take option(s) {', '.join(map(repr, unknown))}; "
+            f"it takes: {', '.join(accepted) or 'none'}"
+        )
+    for key in ("download", "normalize_features", "use_node_attr"):
+        if key in options and not isinstance(options[key], bool):
+            raise InvalidArgumentError(
+                f"option {key} of dataset {spec.info.name!r} must be True or False, "
+                f"got {options[key]!r}"
+            )
+    dataset = spec.loader(spec.info, root, **options)
+    _validate_dataset(dataset)
+    return dataset
+
+
+def _validate_dataset(dataset) -> None:
+    caller = f"graphlearn.datasets.load({dataset.info.name!r})"
+    if isinstance(dataset, NodeClassificationDataset):
+        validate(dataset.data, caller=caller)
+    elif isinstance(dataset, GraphClassificationDataset):
+        for index in range(len(dataset.graphs)):
+            validate(dataset.graphs[index], caller=f"{caller}, graph {index}")

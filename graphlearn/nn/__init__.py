@@ -1,0 +1,5 @@
+"""Graph neural network layers (PyG ``MessagePassing`` modules backed by graphlearn.kernels)."""
+
+from .conv import GATv2Conv
+
+__all__ = ["GATv2Conv"]

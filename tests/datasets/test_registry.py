@@ -1,0 +1,66 @@
+import json
+
+import pytest
+
+from graphlearn import datasets
+from graphlearn.data.dataset import DatasetInfo, TaskKind
+from graphlearn.errors import GraphLearnError, InvalidArgumentError, UnknownNameError
+
+ALL = ["citeseer", "cora", "enzymes", "karate", "mutag", "proteins", "pubmed"]
+NODE = {"karate", "cora", "citeseer", "pubmed"}
+
+
+def test_registry_lists_all_seven():
+    assert datasets.names() == ALL
+    assert [name for name, _ in datasets.DATASETS.items()] == ALL
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_info_is_complete(name):
+    info = datasets.info(name)
+    assert isinstance(info, DatasetInfo) and info.name == name
+    for field in ("description", "metric", "splits", "url", "citation", "license"):
+        assert getattr(info, field).strip(), field
+    assert info.metric == "accuracy"
+    assert info.url.startswith("http")
+    if name in NODE:
+        assert info.task is TaskKind.NODE_CLASSIFICATION
+        assert {"num_nodes", "num_edges", "num_features", "num_classes"} <= set(info.stats)
+    else:
+        assert info.task is TaskKind.GRAPH_CLASSIFICATION
+        assert {"num_graphs", "num_features", "num_classes"} <= set(info.stats)
+    if name != "karate":
+        assert info.raw_dir.endswith("/raw") and info.raw_files
+    json.dumps(info.to_dict())
+
+
+def test_lookup_ignores_case():
+    assert datasets.info("CiteSeer") is datasets.info("citeseer")
+    assert datasets.info("PROTEINS").raw_dir == "tu/PROTEINS/raw"
+
+
+def test_unknown_name_lists_choices():
+    with pytest.raises(UnknownNameError) as info:
+        datasets.load("coraa")
+    msg = str(info.value)
+    assert "Did you mean 'cora'?" in msg
+    assert "Choices: " + ", ".join(ALL) in msg
+    assert isinstance(info.value, KeyError) and isinstance(info.value, GraphLearnError)
+    with pytest.raises(UnknownNameError):
+        datasets.info("imagenet")
+
+
+def test_bad_options_are_clear_errors(tmp_path):
+    with pytest.raises(InvalidArgumentError, match="'cora' does not take option.*'use_node_attr'.*"
+                                                   "it takes: download, normalize_features"):
+        datasets.load("cora", root=tmp_path, use_node_attr=True)
+    with pytest.raises(InvalidArgumentError, match="download .* must be True or False"):
+        datasets.load("mutag", root=tmp_path, download="no")
+    with pytest.raises(InvalidArgumentError, match="root must be a path"):
+        datasets.load("mutag", root=3)
+
+
+def test_public_api():
+    for name in datasets.__all__:
+        assert hasattr(datasets, name)
+    assert {"load", "info", "names"} <= set(datasets.__all__)

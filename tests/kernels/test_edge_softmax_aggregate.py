@@ -1,0 +1,332 @@
+"""Tests of graphlearn.kernels.edge_softmax_aggregate against a slow float64 loop."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from graphlearn.kernels import edge_softmax, edge_softmax_aggregate
+from graphlearn.kernels.edge_softmax_aggregate import (
+    _edge_softmax_aggregate,
+    _edge_softmax_aggregate_backward,
+    reference,
+)
+
+from graphlearn.errors import (
+    DeviceError,
+    DTypeError,
+    InvalidArgumentError,
+    KernelNotAvailableError,
+    ShapeError,
+)
+
+# (atol, rtol) of each dtype against the float64 oracle; inputs are drawn in the dtype, so
+# the only error left is fp32 accumulation plus the final rounding of the output.
+TOLERANCE = {
+    torch.float64: (1e-12, 1e-10),
+    torch.float32: (1e-5, 1e-5),
+    torch.float16: (2e-3, 2e-3),
+    torch.bfloat16: (1.6e-2, 1.6e-2),
+}
+
+
+def loop_softmax(logits, dst, num_dst):
+    """Obviously-correct softmax over each destination's incoming edges, in float64."""
+    logits = logits.double()
+    alpha = torch.zeros_like(logits)
+    for i in range(num_dst):
+        edges = [e for e in range(logits.size(0)) if int(dst[e]) == i]
+        for h in range(logits.size(1)):
+            if not edges:
+                continue
+            scores = [float(logits[e, h]) for e in edges]
+            m = max(scores)
+            exps = [math.exp(s - m) for s in scores]
+            for e, ex in zip(edges, exps, strict=True):
+                alpha[e, h] = ex / sum(exps)
+    return alpha
+
+
+def loop_reference(logits, values, src, dst, num_dst, edge_weight=None):
+    """out[i, h] = sum over edges e into i of w[e, h] * softmax(logits)[e, h] * values[src[e], h]."""
+    alpha = loop_softmax(logits, dst, num_dst)
+    values = values.double()
+    out = torch.zeros(num_dst, values.size(1), values.size(2), dtype=torch.float64)
+    for e in range(logits.size(0)):
+        for h in range(logits.size(1)):
+            w = 1.0 if edge_weight is None else float(edge_weight[e, h])
+            out[int(dst[e]), h] += w * alpha[e, h] * values[int(src[e]), h]
+    return out
+
+
+def make_case(name, dtype=torch.float64, seed=0):
+    """(logits, values, src, dst, num_dst) for one named branch."""
+    gen = torch.Generator().manual_seed(seed)
+    num_src, heads, channels = 6, 2, 3
+    if name == "no_edges_to_some_dst":  # destinations 1, 3, 4 receive nothing
+        dst = torch.tensor([0, 0, 2, 2, 2, 0])
+        num_dst = 5
+    elif name == "single_edge":
+        dst = torch.tensor([1])
+        num_dst = 3
+    elif name == "many_heads":
+        heads = 16
+        dst = torch.randint(0, 4, (25,), generator=gen)
+        num_dst = 4
+    elif name == "empty":
+        dst = torch.empty(0, dtype=torch.long)
+        num_dst = 3
+    elif name == "large_logits":  # exp overflows without the max shift
+        dst = torch.randint(0, 3, (12,), generator=gen)
+        num_dst = 3
+    elif name == "long_segment":  # one destination with many edges: accumulation precision
+        dst = torch.zeros(2000, dtype=torch.long)
+        num_dst = 2
+        channels = 2
+    else:
+        raise AssertionError(name)
+    num_edges = dst.numel()
+    src = torch.randint(0, num_src, (num_edges,), generator=gen)
+    logits = torch.randn(num_edges, heads, generator=gen, dtype=torch.float64)
+    if name == "large_logits":
+        logits = logits * 1000
+    values = torch.randn(num_src, heads, channels, generator=gen, dtype=torch.float64)
+    if name == "long_segment":
+        values = values.abs() + 1.0
+    return logits.to(dtype), values.to(dtype), src, dst, num_dst
+
+
+def make_weight(logits, seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.rand(logits.shape, generator=gen, dtype=torch.float64).to(logits.dtype) * 2
+
+
+CASES = ["no_edges_to_some_dst", "single_edge", "many_heads", "empty", "large_logits",
+         "long_segment"]
+
+
+def assert_close_verbose(actual, expected, dtype):
+    atol, rtol = TOLERANCE[dtype]
+    actual = actual.double()
+    bad = ~torch.isclose(actual, expected, atol=atol, rtol=rtol)
+    if bad.any():
+        idx = bad.nonzero()[:5].tolist()
+        worst = (actual - expected).abs().max().item()
+        raise AssertionError(
+            f"{int(bad.sum())} of {bad.numel()} elements differ ({dtype}, atol={atol}, "
+            f"rtol={rtol}); worst abs error {worst:.3g}; first bad indices {idx}"
+        )
+
+
+# --------------------------------------------------------------------------- forward
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_matches_loop_reference_float64(case, weighted):
+    logits, values, src, dst, num_dst = make_case(case)
+    weight = make_weight(logits) if weighted else None
+    expected = loop_reference(logits, values, src, dst, num_dst, weight)
+    out = edge_softmax_aggregate(logits, values, src, dst, num_dst, weight)
+    assert out.shape == (num_dst, values.size(1), values.size(2))
+    assert_close_verbose(out, expected, torch.float64)
+    assert_close_verbose(reference(logits, values, src, dst, num_dst, weight), expected,
+                         torch.float64)
+
+
+def test_destinations_without_edges_are_zero():
+    logits, values, src, dst, num_dst = make_case("no_edges_to_some_dst")
+    out = edge_softmax_aggregate(logits, values, src, dst, num_dst)
+    assert torch.all(out[[1, 3, 4]] == 0)
+    assert torch.all(out[[0, 2]] != 0)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_edge_softmax_matches_loop(case):
+    logits, _, _, dst, num_dst = make_case(case)
+    alpha = edge_softmax(logits, dst, num_dst)
+    assert_close_verbose(alpha, loop_softmax(logits, dst, num_dst), torch.float64)
+    sums = torch.zeros(num_dst, logits.size(1), dtype=torch.float64).index_add_(0, dst, alpha)
+    has_edges = torch.zeros(num_dst, dtype=torch.bool)
+    has_edges[dst] = True
+    assert_close_verbose(sums[has_edges], torch.ones_like(sums[has_edges]), torch.float64)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("case", ["no_edges_to_some_dst", "many_heads", "large_logits",
+                                  "long_segment"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_low_precision_accumulates_in_fp32(dtype, case, weighted):
+    """Inputs drawn in ``dtype``; the oracle sees the same (exactly upcast) values."""
+    logits, values, src, dst, num_dst = make_case(case, dtype=dtype)
+    weight = make_weight(logits) if weighted else None
+    out = edge_softmax_aggregate(logits, values, src, dst, num_dst, weight)
+    assert out.dtype == dtype
+    expected = loop_reference(logits.double(), values.double(), src, dst, num_dst,
+                              None if weight is None else weight.double())
+    assert_close_verbose(out, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_low_precision_long_segment_does_not_stagnate(dtype):
+    """20000 equal logits into one node: the output is the mean of the source values.
+
+    Accumulating sequentially in the input dtype fails here (a float16 running sum of
+    20000 ones stops at 2048, a bfloat16 one at 256), so this pins the fp32 accumulator.
+    """
+    num_edges = 20000
+    gen = torch.Generator().manual_seed(0)
+    src = torch.randint(0, 50, (num_edges,), generator=gen)
+    dst = torch.zeros(num_edges, dtype=torch.long)
+    values = torch.randn(50, 2, 3, generator=gen).to(dtype)
+    logits = torch.zeros(num_edges, 2, dtype=dtype)
+    out = edge_softmax_aggregate(logits, values, src, dst, 1)
+    expected = values.double()[src].mean(dim=0, keepdim=True)
+    assert_close_verbose(out, expected, dtype)
+    alpha = edge_softmax(logits, dst, 1)
+    assert_close_verbose(alpha, torch.full((num_edges, 2), 1 / num_edges, dtype=torch.float64),
+                         dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_low_precision_gradients(dtype):
+    logits, values, src, dst, num_dst = make_case("many_heads", dtype=dtype)
+    weight = make_weight(logits)
+    grad_out = torch.randn(num_dst, values.size(1), values.size(2), dtype=torch.float64)
+    leaves_lo = [t.clone().requires_grad_() for t in (logits, values, weight)]
+    leaves_hi = [t.double().requires_grad_() for t in (logits, values, weight)]
+    edge_softmax_aggregate(leaves_lo[0], leaves_lo[1], src, dst, num_dst, leaves_lo[2]).backward(
+        grad_out.to(dtype))
+    reference(leaves_hi[0], leaves_hi[1], src, dst, num_dst, leaves_hi[2]).backward(
+        grad_out.to(dtype).double())
+    atol, rtol = TOLERANCE[dtype]
+    for lo, hi in zip(leaves_lo, leaves_hi, strict=True):
+        assert lo.grad.dtype == dtype
+        torch.testing.assert_close(lo.grad.double(), hi.grad, atol=2 * atol, rtol=2 * rtol)
+
+
+# --------------------------------------------------------------------------- autograd, opcheck
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("case", ["no_edges_to_some_dst", "many_heads", "single_edge"])
+def test_gradcheck_float64(case, weighted):
+    logits, values, src, dst, num_dst = make_case(case)
+    if case == "many_heads":  # keep gradcheck fast
+        logits, values = logits[:, :4].contiguous(), values[:, :4].contiguous()
+    inputs = [logits.requires_grad_(), values.requires_grad_()]
+    if weighted:
+        inputs.append(make_weight(logits.detach()).requires_grad_())
+
+    def fn(*args):
+        return edge_softmax_aggregate(args[0], args[1], src, dst, num_dst,
+                                      args[2] if weighted else None)
+
+    assert torch.autograd.gradcheck(fn, inputs)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_opcheck_custom_op(weighted):
+    logits, values, src, dst, num_dst = make_case("no_edges_to_some_dst", dtype=torch.float32)
+    weight = make_weight(logits) if weighted else None
+    for requires_grad in (False, True):
+        args = (logits.clone().requires_grad_(requires_grad),
+                values.clone().requires_grad_(requires_grad), src, dst, num_dst,
+                None if weight is None else weight.clone().requires_grad_(requires_grad))
+        torch.library.opcheck(_edge_softmax_aggregate, args)
+    grad_out = torch.randn(num_dst, values.size(1), values.size(2))
+    torch.library.opcheck(_edge_softmax_aggregate_backward,
+                          (grad_out, logits, values, src, dst, num_dst, weight))
+
+
+def test_compile_fullgraph_matches_eager():
+    torch._dynamo.reset()
+    logits, values, src, dst, num_dst = make_case("no_edges_to_some_dst", dtype=torch.float32)
+    weight = make_weight(logits)
+
+    def step(logits, values, weight):
+        out = edge_softmax_aggregate(logits, values, src, dst, num_dst, weight)
+        return (out * out).sum()
+
+    results = []
+    for fn in (step, torch.compile(step, fullgraph=True)):
+        leaves = [t.clone().requires_grad_() for t in (logits, values, weight)]
+        loss = fn(*leaves)
+        loss.backward()
+        results.append((loss, [t.grad for t in leaves]))
+    (loss_e, grads_e), (loss_c, grads_c) = results
+    torch.testing.assert_close(loss_c, loss_e, atol=1e-5, rtol=1e-5)
+    for g_c, g_e in zip(grads_c, grads_e, strict=True):
+        torch.testing.assert_close(g_c, g_e, atol=1e-5, rtol=1e-5)
+
+
+def test_compile_dynamic_shapes():
+    torch._dynamo.reset()
+    fn = torch.compile(edge_softmax_aggregate, fullgraph=True, dynamic=True, backend="aot_eager")
+    for case in ("no_edges_to_some_dst", "many_heads"):
+        logits, values, src, dst, num_dst = make_case(case, dtype=torch.float32)
+        torch.testing.assert_close(fn(logits, values, src, dst, num_dst),
+                                   edge_softmax_aggregate(logits, values, src, dst, num_dst))
+
+
+# --------------------------------------------------------------------------- input checks
+
+
+@pytest.fixture
+def inputs():
+    return make_case("no_edges_to_some_dst", dtype=torch.float32)
+
+
+def test_dtype_errors(inputs):
+    logits, values, src, dst, num_dst = inputs
+    with pytest.raises(DTypeError, match="floating-point"):
+        edge_softmax_aggregate(logits.long(), values, src, dst, num_dst)
+    with pytest.raises(DTypeError, match="share one"):
+        edge_softmax_aggregate(logits, values.double(), src, dst, num_dst)
+    with pytest.raises(DTypeError, match="torch.long"):
+        edge_softmax_aggregate(logits, values, src.int(), dst, num_dst)
+
+
+def test_shape_errors(inputs):
+    logits, values, src, dst, num_dst = inputs
+    with pytest.raises(ShapeError, match=r"logits \(E, H\)"):
+        edge_softmax_aggregate(logits[:, 0], values, src, dst, num_dst)
+    with pytest.raises(ShapeError, match="same H"):
+        edge_softmax_aggregate(logits, values[:, :1], src, dst, num_dst)
+    with pytest.raises(ShapeError, match="src and dst"):
+        edge_softmax_aggregate(logits, values, src[:-1], dst, num_dst)
+    with pytest.raises(ShapeError, match="edge_weight"):
+        edge_softmax_aggregate(logits, values, src, dst, num_dst, logits[:, :1])
+    with pytest.raises(ShapeError, match="num_dst"):
+        edge_softmax_aggregate(logits, values, src, dst, -1)
+
+
+def test_device_errors(inputs):
+    logits, values, src, dst, num_dst = inputs
+    with pytest.raises(DeviceError, match="values is on meta"):
+        edge_softmax_aggregate(logits, values.to("meta"), src, dst, num_dst)
+    with pytest.raises(DeviceError, match="edge_weight"):
+        edge_softmax_aggregate(logits, values, src, dst, num_dst, logits.to("meta"))
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+def test_triton_mode_without_triton_kernel_raises(inputs, monkeypatch):
+    monkeypatch.setenv("GRAPHLEARN_KERNELS", "triton")
+    with pytest.raises(KernelNotAvailableError, match="no Triton implementation"):
+        edge_softmax_aggregate(*inputs)
+
+
+def test_invalid_kernel_mode_raises(inputs, monkeypatch):
+    monkeypatch.setenv("GRAPHLEARN_KERNELS", "fast")
+    with pytest.raises(InvalidArgumentError, match="reference, triton"):
+        edge_softmax_aggregate(*inputs)
+
+
+@pytest.mark.parametrize("mode", ["reference", "auto", "AUTO", ""])
+def test_reference_and_auto_modes_agree(inputs, monkeypatch, mode):
+    expected = reference(*inputs)
+    monkeypatch.setenv("GRAPHLEARN_KERNELS", mode)
+    torch.testing.assert_close(edge_softmax_aggregate(*inputs), expected)
