@@ -408,8 +408,8 @@ class GATv2Conv(MessagePassing):
         values = (not torch.compiler.is_compiling()) and value_checks_enabled(
             x_src, x_dst, edge_index, edge_attr if isinstance(edge_attr, Tensor) else None
         )
-        for t, name in features:
-            if values and not _sum_is_finite(t):  # the exact check, with its message
+        if values:  # check_node_features screens with a cheap sum before the exact check
+            for t, name in features:
                 check_node_features(t, allow_empty=True, caller=_CALLER, input_name=name)
         in_src, in_dst = ((self.in_channels, self.in_channels)
                           if isinstance(self.in_channels, int) else self.in_channels)
