@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Optional
 
 import typer
 
@@ -45,16 +44,16 @@ def _root(
 
 @app.command()
 def fit(
-    config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML config file."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Registered model name."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Registered dataset name."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum number of epochs."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (drawn and recorded if absent)."),
-    set_: Optional[list[str]] = typer.Option(
+    config: str | None = typer.Option(None, "--config", "-c", help="YAML config file."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Registered model name."),
+    dataset: str | None = typer.Option(None, "--dataset", "-d", help="Registered dataset name."),
+    epochs: int | None = typer.Option(None, "--epochs", help="Maximum number of epochs."),
+    seed: int | None = typer.Option(None, "--seed", help="Random seed (drawn and recorded if absent)."),
+    set_: list[str] | None = typer.Option(
         None, "--set", help="Override a config key: --set optim.lr=0.01 (repeatable)."
     ),
-    out: Optional[str] = typer.Option(None, "--out", "-o", help="Run directory (default runs/<model>-<dataset>-<time>)."),
-    resume: Optional[str] = typer.Option(None, "--resume", help="Continue the run in this directory."),
+    out: str | None = typer.Option(None, "--out", "-o", help="Run directory (default runs/<model>-<dataset>-<time>)."),
+    resume: str | None = typer.Option(None, "--resume", help="Continue the run in this directory."),
 ) -> None:
     """Train a model; print the test metric and the run directory.
 
@@ -121,6 +120,7 @@ def datasets_info(
 ) -> None:
     """Describe one dataset: task, splits, metric, source, citation, licence and files."""
     from graphlearn.datasets import info as dataset_info
+
     from graphlearn.data.files import raw_file_status
 
     i = dataset_info(name)

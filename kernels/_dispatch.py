@@ -67,8 +67,8 @@ def use_triton(op: str, tensor: Tensor, *, has_triton: bool) -> bool:
         )
     if not triton_available():
         raise KernelNotAvailableError(
-            f"GRAPHLEARN_KERNELS=triton but the triton package is not installed; "
-            f"install it (pip install triton) or set GRAPHLEARN_KERNELS=auto"
+            "GRAPHLEARN_KERNELS=triton but the triton package is not installed; "
+            "install it (pip install triton) or set GRAPHLEARN_KERNELS=auto"
         )
     if not tensor.is_cuda and not _interpreting():
         raise KernelNotAvailableError(

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from lightning.pytorch.callbacks import Callback
 
 __all__ = ["MetricsCSV", "EpochProgressBar", "RNGState"]

@@ -115,7 +115,7 @@ def _quiet_lightning():
         try:
             yield
         finally:
-            for lg, level in zip(loggers, levels):
+            for lg, level in zip(loggers, levels, strict=True):
                 lg.setLevel(level)
 
 
