@@ -72,9 +72,16 @@ def fit(
     result = run_fit(config, out=out, resume=resume, **overrides)
     val = result.metrics["val"].get(result.metric, float("nan"))
     test = result.metrics["test"].get(result.metric, float("nan"))
-    best = f"best epoch {result.best_epoch}, " if result.best_epoch is not None else ""
-    typer.echo(f"{result.model} on {result.dataset}: test {result.metric} {test:.4f} "
-               f"(val {val:.4f}, {best}{result.epochs} epochs, {result.wall_s:.1f} s)")
+    if result.folds is not None:
+        sd = result.metrics_std or {}
+        typer.echo(
+            f"{result.model} on {result.dataset}, {len(result.folds)} folds: test {result.metric} "
+            f"{test:.4f} +- {sd['test'][result.metric]:.4f} (val {val:.4f} +- "
+            f"{sd['val'][result.metric]:.4f}, {result.wall_s:.1f} s)")
+    else:
+        best = f"best epoch {result.best_epoch}, " if result.best_epoch is not None else ""
+        typer.echo(f"{result.model} on {result.dataset}: test {result.metric} {test:.4f} "
+                   f"(val {val:.4f}, {best}{result.epochs} epochs, {result.wall_s:.1f} s)")
     typer.echo(f"run directory: {result.run_dir}")
 
 

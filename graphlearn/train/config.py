@@ -7,7 +7,7 @@ A config has five sections::
     model: {name: gatv2, hidden_channels: 8, heads: 8}   # other keys: model hyperparameters
     optim: {name: adam, lr: 0.005, weight_decay: 0.0005}
     trainer: {max_epochs: 200, patience: 100, monitor: metric, batch_size: 32, ...}
-    eval: {metric: null}    # null: the dataset's default metric
+    eval: {metric: null, folds: null}   # metric null: the dataset's default
 
 Every section rejects unknown keys with a :class:`~graphlearn.errors.ConfigError` naming the
 key and the valid ones; ``model`` keys are checked against the model's constructor when it
@@ -83,6 +83,13 @@ class TrainerSection(_Section):
 
 class EvalSection(_Section):
     metric: str | None = None
+    folds: int | None = Field(
+        None, ge=2,
+        description="k-fold cross-validation for graph datasets; for node datasets with official "
+                    "splits, run the first k of them; report mean and std")
+    fold_seed: int = Field(0, description="seed of the stratified fold assignment (graph datasets)")
+    layer_stats: bool = Field(
+        True, description="write per-layer Dirichlet energy and omega (node tasks) to the run dir")
 
 
 class RunConfig(_Section):

@@ -41,7 +41,9 @@ class FitResult:
 
     ``best_epoch`` and ``epochs`` count like ``metrics.csv``'s ``epoch`` column: the best
     checkpoint was taken after epoch index ``best_epoch`` (0-based), and ``epochs`` epochs
-    ran in total.
+    ran in total. A cross-validated run (``eval.folds``) reports the mean over folds in
+    ``metrics``, the sample standard deviation in ``metrics_std``, each fold in ``folds``,
+    the largest fold's epoch count in ``epochs`` and no ``best_epoch``.
     """
 
     model: str
@@ -58,6 +60,8 @@ class FitResult:
     checkpoint: str | None
     interrupted: bool = False
     versions: dict[str, str] = field(default_factory=dict)
+    metrics_std: dict[str, dict[str, float]] | None = None
+    folds: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -148,13 +152,18 @@ def fit(
     if resume is not None:
         run_dir = Path(resume)
         ckpt = run_dir / "checkpoints" / "last.ckpt"
-        if not (run_dir / "config.yaml").is_file() or not ckpt.is_file():
-            raise DataNotFoundError(f"cannot resume {str(run_dir)!r}: it needs config.yaml and "
-                                    f"checkpoints/last.ckpt from an earlier `graphlearn fit`")
         if config is not None:
             raise ConfigError("pass either a config or resume=DIR (whose config is reused), not both")
+        if not (run_dir / "config.yaml").is_file():
+            raise DataNotFoundError(f"cannot resume {str(run_dir)!r}: it has no config.yaml from an "
+                                    f"earlier `graphlearn fit`")
         cfg = resolve_config(load_config(run_dir / "config.yaml"), overrides)
-        ckpt_path = str(ckpt)
+        if cfg.eval.folds is None:  # a cross-validated run resumes fold by fold instead
+            if not ckpt.is_file():
+                raise DataNotFoundError(f"cannot resume {str(run_dir)!r}: it has no "
+                                        f"checkpoints/last.ckpt (the run ended before its first "
+                                        f"epoch); start it again")
+            ckpt_path = str(ckpt)
     else:
         cfg = resolve_config(config, overrides)
 
@@ -166,7 +175,10 @@ def fit(
         cfg.seed = seed
 
     with _quiet_lightning():
-        return _run(cfg, run_dir if resume is not None else None, out, ckpt_path, start)
+        if cfg.eval.folds is not None:
+            return _run_folds(cfg, run_dir if resume is not None else None, out, start)
+        return _run(cfg, _load_dataset(cfg), run_dir if resume is not None else None, out,
+                    ckpt_path, start)
 
 
 def _check_names(cfg: RunConfig) -> None:
@@ -181,11 +193,23 @@ def _check_names(cfg: RunConfig) -> None:
         METRICS.get(cfg.eval.metric)
 
 
-def _run(cfg: RunConfig, run_dir: Path | None, out, ckpt_path: str | None, start: float) -> FitResult:
+def _load_dataset(cfg: RunConfig):
+    from graphlearn import datasets
+    from graphlearn.tasks import TASKS
+
+    dataset = datasets.load(cfg.dataset.name, root=cfg.dataset.root, **cfg.dataset.options)
+    if dataset.task not in TASKS:
+        raise ConfigError(f"dataset {cfg.dataset.name!r} poses a {dataset.task} task, which "
+                          f"`graphlearn fit` cannot train yet")
+    return dataset
+
+
+def _run(cfg: RunConfig, dataset, run_dir: Path | None, out, ckpt_path: str | None,
+         start: float) -> FitResult:
+    """Train and evaluate one model on one split; write and return its summary."""
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-    from graphlearn import datasets
     from graphlearn.data.dataset import TaskKind
     from graphlearn.tasks import TASKS
     from graphlearn.train.callbacks import EpochProgressBar, MetricsCSV, RNGState
@@ -193,10 +217,6 @@ def _run(cfg: RunConfig, run_dir: Path | None, out, ckpt_path: str | None, start
     from graphlearn.train.plots import plot_learning_curve
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    dataset = datasets.load(cfg.dataset.name, root=cfg.dataset.root, **cfg.dataset.options)
-    if dataset.task not in TASKS:
-        raise ConfigError(f"dataset {cfg.dataset.name!r} poses a {dataset.task} task, which "
-                          f"`graphlearn fit` cannot train yet")
     metric = cfg.eval.metric or dataset.info.metric
     task_cls = TASKS[dataset.task]
     task = task_cls(
@@ -276,6 +296,95 @@ def _run(cfg: RunConfig, run_dir: Path | None, out, ckpt_path: str | None, start
     try:
         plot_learning_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png",
                             metric=task.metric_name)
-    except Exception as exc:  # a plot must never lose a finished run
-        log.warning("could not draw the learning curve: %s", exc)
+        if cfg.eval.layer_stats and dataset.task is TaskKind.NODE_CLASSIFICATION:
+            _write_layer_stats(task.model, loaders["test"], run_dir, cfg)
+    except Exception as exc:  # an analysis plot must never lose a finished run
+        log.warning("could not write the learning curve or layer statistics: %s", exc)
+    return result
+
+
+def _write_layer_stats(model, loader, run_dir: Path, cfg: RunConfig) -> None:
+    """Dirichlet energy and omega per layer of the evaluated model (node tasks)."""
+    import torch
+
+    from graphlearn.analysis import layer_statistics, plot_layer_statistics
+
+    if not isinstance(getattr(model, "convs", None), torch.nn.ModuleList):
+        return
+    data = next(iter(loader)).to(next(model.parameters()).device)
+    rows = layer_statistics(model, data)
+    (run_dir / "layer_stats.json").write_text(json.dumps(rows, indent=2) + "\n")
+    plot_layer_statistics(rows, run_dir / "layer_stats.png",
+                          title=f"{cfg.model.name} on {cfg.dataset.name}")
+
+
+def _run_folds(cfg: RunConfig, run_dir: Path | None, out, start: float) -> FitResult:
+    """Cross-validation (graph datasets) or repeated official splits (node datasets).
+
+    Fold ``i`` runs in ``<run_dir>/fold-<i>/`` like a single run; the top-level
+    ``summary.json`` holds the mean over folds in ``metrics``, the sample standard deviation
+    in ``metrics_std`` and every fold's numbers in ``folds``. Resuming skips finished folds
+    and continues an interrupted one from its last checkpoint.
+    """
+    import statistics
+
+    from graphlearn.data.dataset import GraphClassificationDataset, NodeClassificationDataset
+
+    dataset = _load_dataset(cfg)
+    k = int(cfg.eval.folds)
+    if isinstance(dataset, GraphClassificationDataset):
+        splits = list(dataset.folds(k, seed=cfg.eval.fold_seed))
+        views = [GraphClassificationDataset(dataset.info, dataset.graphs, split) for split in splits]
+        configs = [cfg] * k
+    elif isinstance(dataset, NodeClassificationDataset):
+        if k > dataset.num_splits:
+            raise ConfigError(
+                f"eval.folds={k} but dataset {cfg.dataset.name!r} has {dataset.num_splits} official "
+                f"split(s); node datasets are evaluated over their official splits, so set "
+                f"eval.folds <= {dataset.num_splits} (or dataset.split=i for one split)")
+        views = [dataset] * k
+        configs = [cfg.model_copy(update={"dataset": cfg.dataset.model_copy(update={"split": i})})
+                   for i in range(k)]
+    else:
+        raise ConfigError(f"eval.folds is not supported for {type(dataset).__name__}")
+
+    if run_dir is None:
+        run_dir = _new_run_dir(cfg, out)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    results: list[FitResult] = []
+    for i, (view, fold_cfg) in enumerate(zip(views, configs, strict=True)):
+        fold_dir = run_dir / f"fold-{i:02d}"
+        summary = fold_dir / "summary.json"
+        if summary.is_file():  # finished before an interruption
+            results.append(FitResult(**json.loads(summary.read_text())))
+            continue
+        last = fold_dir / "checkpoints" / "last.ckpt"
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        log.info("fold %d of %d", i + 1, k)
+        results.append(_run(fold_cfg, view, fold_dir, None, str(last) if last.is_file() else None,
+                            time.perf_counter()))
+        if results[-1].interrupted:
+            break
+
+    def stat(fn, stage: str) -> dict[str, float]:
+        keys = results[0].metrics[stage]
+        return {key: fn([r.metrics[stage][key] for r in results]) for key in keys}
+
+    def std(xs):
+        return statistics.stdev(xs) if len(xs) > 1 else 0.0
+
+    first = results[0]
+    result = FitResult(
+        model=cfg.model.name, dataset=cfg.dataset.name, task=first.task, seed=int(cfg.seed),
+        epochs=max(r.epochs for r in results), max_epochs=cfg.trainer.max_epochs, best_epoch=None,
+        wall_s=round(time.perf_counter() - start, 3), metric=first.metric,
+        metrics={stage: stat(statistics.fmean, stage) for stage in ("val", "test")},
+        metrics_std={stage: stat(std, stage) for stage in ("val", "test")},
+        folds=[{"fold": i, "best_epoch": r.best_epoch, "epochs": r.epochs, "metrics": r.metrics,
+                "run_dir": r.run_dir} for i, r in enumerate(results)],
+        run_dir=str(run_dir), checkpoint=None,
+        interrupted=len(results) < k or any(r.interrupted for r in results),
+        versions=first.versions,
+    )
+    (run_dir / "summary.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     return result

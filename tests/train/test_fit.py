@@ -102,3 +102,35 @@ def test_mutag_graph_classification_learns(tmp_path, data_root):
     # Seen with this seed on CPU: val 0.947, test 0.737.
     assert result.metrics["val"]["accuracy"] >= 0.84, result.metrics
     assert result.metrics["test"]["accuracy"] >= 0.68, result.metrics
+
+
+def test_cross_validation_on_graph_folds(tmp_path, data_root):
+    root = data_root("tu/MUTAG/raw")
+    result = graphlearn.fit(model="gatv2", dataset="mutag", root=str(root), seed=0, epochs=3,
+                            out=tmp_path / "cv", **{"eval.folds": 4, "model.heads": 2}, **QUIET)
+    assert len(result.folds) == 4 and result.best_epoch is None
+    tests = [f["metrics"]["test"]["accuracy"] for f in result.folds]
+    assert result.metrics["test"]["accuracy"] == pytest.approx(sum(tests) / 4)
+    assert result.metrics_std["test"]["accuracy"] >= 0
+    for i in range(4):
+        assert (tmp_path / "cv" / f"fold-{i:02d}" / "summary.json").is_file()
+    summary = json.loads((tmp_path / "cv" / "summary.json").read_text())
+    assert summary["folds"][0]["metrics"] == result.folds[0]["metrics"]
+    # resume after "losing" fold 3: folds 0-2 are read back, fold 3 is trained again
+    (tmp_path / "cv" / "fold-03" / "summary.json").unlink()
+    again = graphlearn.fit(resume=tmp_path / "cv")
+    assert again.folds[:3] == result.folds[:3]
+    assert again.folds[3]["epochs"] == 3
+
+
+def test_folds_on_single_split_node_dataset_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="eval.folds=3 but dataset 'karate' has 1 official split"):
+        graphlearn.fit(seed=0, epochs=1, out=tmp_path / "r", **{"eval.folds": 3})
+
+
+def test_layer_statistics_written_for_node_runs(tmp_path):
+    graphlearn.fit(seed=0, epochs=3, out=tmp_path / "r", **{"model.num_layers": 3}, **QUIET)
+    rows = json.loads((tmp_path / "r" / "layer_stats.json").read_text())
+    assert [r["layer"] for r in rows] == [0, 1, 2, 3]
+    assert all(r["dirichlet_energy"] >= 0 for r in rows)
+    assert (tmp_path / "r" / "layer_stats.png").is_file()
