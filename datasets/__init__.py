@@ -14,17 +14,22 @@ cache; missing files are downloaded from the canonical source unless ``download=
 (see :mod:`graphlearn.data.files`). A data root is never written to. Every loaded graph is
 checked with :func:`graphlearn.data.validation.validate`.
 
-================  ====================  ==========================================
-name              task                  module
-================  ====================  ==========================================
-``karate``        node classification   :mod:`graphlearn.datasets.karate`
-``cora``          node classification   :mod:`graphlearn.datasets.planetoid`
-``citeseer``      node classification   :mod:`graphlearn.datasets.planetoid`
-``pubmed``        node classification   :mod:`graphlearn.datasets.planetoid`
-``mutag``         graph classification  :mod:`graphlearn.datasets.tu`
-``proteins``      graph classification  :mod:`graphlearn.datasets.tu`
-``enzymes``       graph classification  :mod:`graphlearn.datasets.tu`
-================  ====================  ==========================================
+==================  ====================  ========================================
+name                task                  module
+==================  ====================  ========================================
+``karate``          node classification   :mod:`graphlearn.datasets.karate`
+``cora``            node classification   :mod:`graphlearn.datasets.planetoid`
+``citeseer``        node classification   :mod:`graphlearn.datasets.planetoid`
+``pubmed``          node classification   :mod:`graphlearn.datasets.planetoid`
+``mutag``           graph classification  :mod:`graphlearn.datasets.tu`
+``proteins``        graph classification  :mod:`graphlearn.datasets.tu`
+``enzymes``         graph classification  :mod:`graphlearn.datasets.tu`
+``roman-empire``    node classification   :mod:`graphlearn.datasets.heterophilous`
+``amazon-ratings``  node classification   :mod:`graphlearn.datasets.heterophilous`
+``minesweeper``     node classification   :mod:`graphlearn.datasets.heterophilous`
+``tolokers``        node classification   :mod:`graphlearn.datasets.heterophilous`
+``questions``       node classification   :mod:`graphlearn.datasets.heterophilous`
+==================  ====================  ========================================
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from graphlearn.data.dataset import (
 from graphlearn.data.validation import validate
 from graphlearn.errors import InvalidArgumentError
 
-from . import karate, planetoid, tu  # noqa: F401  (importing registers them)
+from . import heterophilous, karate, planetoid, tu  # noqa: F401  (importing registers them)
 
 __all__ = ["DATASETS", "load", "info", "names"]
 
