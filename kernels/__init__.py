@@ -7,6 +7,7 @@ This package imports only torch (and triton, lazily) plus :mod:`graphlearn.error
 
 from ._dispatch import kernel_mode, triton_available, use_triton
 from .edge_softmax_aggregate import edge_softmax, edge_softmax_aggregate
+from .weighted_aggregate import weighted_aggregate
 
 __all__ = [
     "edge_softmax",
@@ -14,4 +15,5 @@ __all__ = [
     "kernel_mode",
     "triton_available",
     "use_triton",
+    "weighted_aggregate",
 ]

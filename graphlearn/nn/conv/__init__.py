@@ -1,5 +1,7 @@
 """Message-passing layers with PyG's call conventions; hot ops run in graphlearn.kernels."""
 
 from .gatv2_conv import GATv2Conv
+from .omega_gat_conv import OmegaGATConv
+from .omega_gcn_conv import OmegaGCNConv
 
-__all__ = ["GATv2Conv"]
+__all__ = ["GATv2Conv", "OmegaGATConv", "OmegaGCNConv"]
