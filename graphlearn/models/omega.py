@@ -129,6 +129,15 @@ class _OmegaNetwork(torch.nn.Module):
             self.mlp.reset_parameters()
         self.close.reset_parameters()
 
+    def no_weight_decay(self) -> set[str]:
+        """Names of the omega parameters, which the trainer exempts from weight decay.
+
+        Decay pulls omega towards 0, i.e. towards no propagation at all (an MLP); the
+        authors' code gives omega its own, near-zero decay.
+        """
+        return {name for name, p in self.named_parameters()
+                if any(p is w for w in self.omegas)}
+
     @property
     def omegas(self) -> list[Parameter]:
         """The omega parameter of each layer (the same object repeated for ``"global"``)."""

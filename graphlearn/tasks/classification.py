@@ -157,8 +157,13 @@ class ClassificationTask(L.LightningModule):
         if hp.optimizer not in _OPTIMIZERS:
             raise ConfigError(f"optim.name={hp.optimizer!r} is not supported; use one of "
                               f"{', '.join(_OPTIMIZERS)}")
-        return _OPTIMIZERS[hp.optimizer](self.model.parameters(), lr=hp.lr,
-                                         weight_decay=hp.weight_decay)
+        # A model may name parameters that must not decay (timm's `no_weight_decay()` hook).
+        exempt = set(self.model.no_weight_decay()) if hasattr(self.model, "no_weight_decay") else set()
+        named = list(self.model.named_parameters())
+        groups = [{"params": [p for n, p in named if n not in exempt]}]
+        if exempt:
+            groups.append({"params": [p for n, p in named if n in exempt], "weight_decay": 0.0})
+        return _OPTIMIZERS[hp.optimizer](groups, lr=hp.lr, weight_decay=hp.weight_decay)
 
 
 class NodeClassificationTask(ClassificationTask):

@@ -263,3 +263,18 @@ def test_learns_cora(cora, name, threshold):
     assert any(not torch.allclose(layer.omega, torch.ones_like(layer.omega))
                for layer in model.convs)
     assert elapsed < 60, f"{name} took {elapsed:.1f}s"
+
+
+@pytest.mark.parametrize("granularity", ["channel", "layer", "global"])
+def test_omega_is_exempt_from_weight_decay(granularity):
+    from graphlearn.tasks import NodeClassificationTask
+
+    task = NodeClassificationTask(model="omega-gcn", model_kwargs={"omega": granularity,
+                                                                   "num_layers": 3},
+                                  in_channels=5, num_classes=2, weight_decay=5e-4)
+    opt = task.configure_optimizers()
+    decayed, exempt = opt.param_groups
+    assert exempt["weight_decay"] == 0.0 and decayed["weight_decay"] == 5e-4
+    omegas = {id(w) for w in task.model.omegas}
+    assert {id(p) for p in exempt["params"]} == omegas
+    assert not omegas & {id(p) for p in decayed["params"]}
