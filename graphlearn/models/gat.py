@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
-from torch import Tensor
 from torch_geometric.nn import GATConv
 
 from graphlearn.data.dataset import TaskKind
 from graphlearn.data.validation import check_positive_int
-from graphlearn.errors import InvalidArgumentError
-from graphlearn.models.readout import Readout
 from graphlearn.models.registry import register_model
+from graphlearn.models.stacked import StackedGNN
 
 __all__ = ["GAT"]
 
 
 @register_model("gat", tasks=(TaskKind.NODE_CLASSIFICATION, TaskKind.GRAPH_CLASSIFICATION))
-class GAT(torch.nn.Module):
+class GAT(StackedGNN):
     r"""GAT network from `"Graph Attention Networks" <https://arxiv.org/abs/1710.10903>`_
     (Velickovic et al., ICLR 2018).
 
@@ -54,52 +51,14 @@ class GAT(torch.nn.Module):
         attn_dropout: float = 0.6,
         readout: str | None = None,
     ) -> None:
-        super().__init__()
-        for value, name in ((num_layers, "num_layers"), (hidden_channels, "hidden_channels"),
-                            (heads, "heads"), (out_heads, "out_heads")):
+        for value, name in ((hidden_channels, "hidden_channels"), (heads, "heads"),
+                            (out_heads, "out_heads")):
             check_positive_int(value, name, caller="GAT")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise InvalidArgumentError(f"dropout of GAT must lie in [0, 1), got {dropout!r}")
-        self.in_channels = in_channels
-        self.out_channels = out_channels
+        super().__init__(in_channels, out_channels, num_layers, dropout, readout, act=F.elu)
         self.hidden_channels = hidden_channels
-        self.num_layers = num_layers
-        self.dropout = dropout
-        self.convs = torch.nn.ModuleList()
-        width = in_channels
-        num_hidden = num_layers - 1 if readout is None else num_layers
-        for _ in range(num_hidden):
-            self.convs.append(GATConv(width, hidden_channels, heads=heads, dropout=attn_dropout))
-            width = hidden_channels * heads
-        self.readout = Readout(readout) if readout is not None else None
-        if readout is None:
-            self.convs.append(GATConv(width, out_channels, heads=out_heads, concat=False,
-                                      dropout=attn_dropout))
-            self.head = None
-        else:
-            self.head = torch.nn.Linear(width, out_channels)
-
-    def reset_parameters(self) -> None:
-        for conv in self.convs:
-            conv.reset_parameters()
-        if self.head is not None:
-            self.head.reset_parameters()
-
-    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor | None = None,
-                batch: Tensor | None = None) -> Tensor:
-        """Logits per node, or per graph of ``batch`` with a ``readout`` (``edge_attr`` unused)."""
-        last = len(self.convs) - 1
-        for i, conv in enumerate(self.convs):
-            x = F.dropout(x, p=self.dropout, training=self.training)
-            x = conv(x, edge_index)
-            if i < last or self.readout is not None:
-                x = F.elu(x)
-        if self.readout is not None:
-            x = self.readout(x, batch)
-            x = F.dropout(x, p=self.dropout, training=self.training)
-            x = self.head(x)
-        return x
-
-    def __repr__(self) -> str:
-        return (f"{type(self).__name__}({self.in_channels}, {self.out_channels}, "
-                f"num_layers={self.num_layers})")
+        self._stack(
+            lambda width: (GATConv(width, hidden_channels, heads=heads, dropout=attn_dropout),
+                           hidden_channels * heads),
+            lambda width: GATConv(width, out_channels, heads=out_heads, concat=False,
+                                  dropout=attn_dropout),
+        )

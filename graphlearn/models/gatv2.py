@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
-from torch import Tensor
 
 from graphlearn.data.dataset import TaskKind
-from graphlearn.errors import InvalidArgumentError
-from graphlearn.models.readout import Readout
 from graphlearn.models.registry import register_model
+from graphlearn.models.stacked import StackedGNN
 from graphlearn.nn import GATv2Conv
 
 __all__ = ["GATv2"]
 
 
 @register_model("gatv2", tasks=(TaskKind.NODE_CLASSIFICATION, TaskKind.GRAPH_CLASSIFICATION))
-class GATv2(torch.nn.Module):
+class GATv2(StackedGNN):
     r"""GATv2 network from `"How Attentive are Graph Attention Networks?"
     <https://arxiv.org/abs/2105.14491>`_ (Brody et al., ICLR 2022).
 
@@ -58,48 +55,12 @@ class GATv2(torch.nn.Module):
         edge_dim: int | None = None,
         readout: str | None = None,
     ) -> None:
-        super().__init__()
-        if num_layers < 1:
-            raise InvalidArgumentError(f"GATv2 needs num_layers >= 1, got {num_layers}")
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.num_layers = num_layers
-        self.dropout = dropout
+        super().__init__(in_channels, out_channels, num_layers, dropout, readout, act=F.elu,
+                         uses_edge_attr=True)
         common = dict(dropout=attn_dropout, share_weights=share_weights, residual=residual,
                       edge_dim=edge_dim)
-        self.convs = torch.nn.ModuleList()
-        width = in_channels
-        num_hidden = num_layers - 1 if readout is None else num_layers
-        for _ in range(num_hidden):
-            self.convs.append(GATv2Conv(width, hidden_channels, heads=heads, **common))
-            width = hidden_channels * heads
-        self.readout = Readout(readout) if readout is not None else None
-        if readout is None:
-            self.convs.append(GATv2Conv(width, out_channels, heads=out_heads, concat=False, **common))
-            self.head = None
-        else:
-            self.head = torch.nn.Linear(width, out_channels)
-
-    def reset_parameters(self) -> None:
-        for conv in self.convs:
-            conv.reset_parameters()
-        if self.head is not None:
-            self.head.reset_parameters()
-
-    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor | None = None,
-                batch: Tensor | None = None) -> Tensor:
-        last = len(self.convs) - 1
-        for i, conv in enumerate(self.convs):
-            x = F.dropout(x, p=self.dropout, training=self.training)
-            x = conv(x, edge_index, edge_attr)
-            if i < last or self.readout is not None:
-                x = F.elu(x)
-        if self.readout is not None:
-            x = self.readout(x, batch)
-            x = F.dropout(x, p=self.dropout, training=self.training)
-            x = self.head(x)
-        return x
-
-    def __repr__(self) -> str:
-        return (f"{type(self).__name__}({self.in_channels}, {self.out_channels}, "
-                f"num_layers={self.num_layers})")
+        self._stack(
+            lambda width: (GATv2Conv(width, hidden_channels, heads=heads, **common),
+                           hidden_channels * heads),
+            lambda width: GATv2Conv(width, out_channels, heads=out_heads, concat=False, **common),
+        )

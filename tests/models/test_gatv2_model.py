@@ -45,7 +45,7 @@ def test_graph_model_pools_per_graph(readout):
 
 
 def test_bad_arguments():
-    with pytest.raises(InvalidArgumentError, match="num_layers >= 1"):
+    with pytest.raises(InvalidArgumentError, match="num_layers of GATv2 must be an integer >= 1, got 0"):
         GATv2(6, 3, num_layers=0)
     with pytest.raises(InvalidArgumentError, match="readout='median'"):
         GATv2(6, 3, readout="median")
