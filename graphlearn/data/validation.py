@@ -30,6 +30,7 @@ from graphlearn.errors import (
 __all__ = [
     "value_checks_enabled",
     "check_edge_index",
+    "check_dense_edge_index",
     "check_node_features",
     "check_same_device",
     "validate",
@@ -103,6 +104,20 @@ def check_edge_index(
                     f"{role} nodes; ids must be 0-based and smaller than the number of rows of x"
                 )
     return edge_index
+
+
+def check_dense_edge_index(edge_index, *, caller: str) -> None:
+    """Reject SparseTensor / torch sparse adjacencies where a dense ``(2, |E|)`` index is needed."""
+    if isinstance(edge_index, Tensor) and edge_index.layout == torch.strided:
+        return
+    got = type(edge_index).__name__
+    if isinstance(edge_index, Tensor):
+        got = f"a sparse tensor ({edge_index.layout})"
+    raise DTypeError(
+        f"edge_index passed to {caller} must be a dense (2, num_edges) tensor, got {got}; "
+        f"SparseTensor/sparse adjacency input is not supported, convert it with "
+        f"torch.stack(adj_t.t().coo()[:2]) or torch_geometric.utils.to_edge_index(adj)"
+    )
 
 
 def check_node_features(

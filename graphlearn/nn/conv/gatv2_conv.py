@@ -14,6 +14,7 @@ from torch_geometric.nn.inits import glorot, zeros
 from torch_geometric.utils import add_self_loops, remove_self_loops
 
 from graphlearn.data.validation import (
+    check_dense_edge_index,
     check_edge_index,
     check_node_features,
     check_same_device,
@@ -31,6 +32,20 @@ from graphlearn.kernels import edge_softmax, edge_softmax_aggregate
 __all__ = ["GATv2Conv"]
 
 _CALLER = "GATv2Conv"
+
+
+def attention_dropout_mask(logits: Tensor, p: float, training: bool) -> Tensor | None:
+    """The keep-mask scaled by ``1/(1-p)`` that ``F.dropout`` would multiply alpha by, or None.
+
+    Attention dropout is passed to the fused kernels as an ``edge_weight``; the mask uses the
+    same draws as ``F.dropout`` on CPU (``bernoulli_(1 - p)`` on a tensor shaped like alpha),
+    so layers match PyG's for a fixed seed.
+    """
+    if not training or p == 0.0:
+        return None
+    if p == 1.0:
+        return torch.zeros_like(logits)
+    return torch.empty_like(logits).bernoulli_(1.0 - p).div_(1.0 - p)
 
 
 def _sum_is_finite(t: Tensor) -> bool:
@@ -326,7 +341,7 @@ class GATv2Conv(MessagePassing):
         z = F.leaky_relu(z, self.negative_slope)
         logits = (z * self.att).sum(dim=-1)  # (E, H)
 
-        keep = self._dropout_mask(logits)
+        keep = attention_dropout_mask(logits, float(self.dropout), self.training)
         weight = keep
         if self._explain:
             mask = self._explain_mask(logits.size(0)).view(-1, 1).expand(-1, H)
@@ -349,16 +364,6 @@ class GATv2Conv(MessagePassing):
                 alpha = alpha * keep
             return out, (edge_index, alpha)
         return out
-
-    def _dropout_mask(self, logits: Tensor) -> Tensor | None:
-        """The keep-mask scaled by 1/(1-p) that F.dropout would multiply alpha by, or None."""
-        p = float(self.dropout)
-        if not self.training or p == 0.0:
-            return None
-        if p == 1.0:
-            return torch.zeros_like(logits)
-        # Same draws as F.dropout on CPU: bernoulli_(1 - p) on a tensor shaped like alpha.
-        return torch.empty_like(logits).bernoulli_(1.0 - p).div_(1.0 - p)
 
     def _explain_mask(self, num_edges: int) -> Tensor:
         """Edge mask set by torch_geometric.explain, extended with ones for added self-loops."""
@@ -392,15 +397,7 @@ class GATv2Conv(MessagePassing):
                 "x[1] (destination node features) passed to GATv2Conv is None; GATv2 scores "
                 "every edge with both endpoints, so pass (x_src, x_dst)"
             )
-        if not isinstance(edge_index, Tensor) or edge_index.layout != torch.strided:
-            got = type(edge_index).__name__
-            if isinstance(edge_index, Tensor):
-                got = f"a sparse tensor ({edge_index.layout})"
-            raise DTypeError(
-                f"edge_index passed to GATv2Conv must be a dense (2, num_edges) tensor, got "
-                f"{got}; SparseTensor/sparse adjacency input is not supported, convert it with "
-                f"torch.stack(adj_t.t().coo()[:2]) or torch_geometric.utils.to_edge_index(adj)"
-            )
+        check_dense_edge_index(edge_index, caller=_CALLER)
         features = [(x_src, name_src), (x_dst, name_dst)] if bipartite else [(x_src, name_src)]
         for t, name in features:
             check_node_features(t, ensure_finite=False, allow_empty=True, caller=_CALLER,

@@ -15,6 +15,7 @@ from torch_geometric.utils import add_self_loops, remove_self_loops
 from graphlearn.errors import InvalidArgumentError
 from graphlearn.kernels import edge_softmax, edge_softmax_aggregate
 
+from .gatv2_conv import attention_dropout_mask
 from .omega_gcn_conv import build_omega, check_graph_input, omega_mix
 
 __all__ = ["OmegaGATConv"]
@@ -175,7 +176,7 @@ class OmegaGATConv(MessagePassing):
         logits = score_src.index_select(0, src) + score_dst.index_select(0, dst)
         logits = F.leaky_relu(logits, self.negative_slope)  # (E, H)
 
-        keep = self._dropout_mask(logits)
+        keep = attention_dropout_mask(logits, float(self.dropout), self.training)
         sx = edge_softmax_aggregate(logits, xh, src, dst, num_nodes, keep)  # (N, H, D)
         out = omega_mix(x, sx.reshape(num_nodes, self.channels), self.omega)
         if return_attention_weights:
@@ -184,15 +185,6 @@ class OmegaGATConv(MessagePassing):
                 alpha = alpha * keep
             return out, (edge_index, alpha)
         return out
-
-    def _dropout_mask(self, logits: Tensor) -> Tensor | None:
-        """The keep-mask scaled by 1/(1-p) that F.dropout would multiply alpha by, or None."""
-        p = float(self.dropout)
-        if not self.training or p == 0.0:
-            return None
-        if p == 1.0:
-            return torch.zeros_like(logits)
-        return torch.empty_like(logits).bernoulli_(1.0 - p).div_(1.0 - p)
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.channels}, heads={self.heads}, "

@@ -11,6 +11,7 @@ from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 from graphlearn.data.validation import (
+    check_dense_edge_index,
     check_edge_index,
     check_node_features,
     check_same_device,
@@ -85,15 +86,7 @@ def check_graph_input(x: Any, edge_index: Any, channels: int, omega: Tensor,
             f"x - omega * (x - S x) needs one square graph; pass a single (num_nodes, "
             f"channels) tensor"
         )
-    if not isinstance(edge_index, Tensor) or edge_index.layout != torch.strided:
-        got = type(edge_index).__name__
-        if isinstance(edge_index, Tensor):
-            got = f"a sparse tensor ({edge_index.layout})"
-        raise DTypeError(
-            f"edge_index passed to {caller} must be a dense (2, num_edges) tensor, got {got}; "
-            f"SparseTensor/sparse adjacency input is not supported, convert it with "
-            f"torch_geometric.utils.to_edge_index(adj)"
-        )
+    check_dense_edge_index(edge_index, caller=caller)
     check_node_features(x, ensure_finite=False, allow_empty=True, caller=caller)
     check_channels(x, channels, caller)
     values = (not torch.compiler.is_compiling()) and value_checks_enabled(x, edge_index)
