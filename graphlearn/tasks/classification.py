@@ -19,11 +19,9 @@ from graphlearn.data.dataset import TaskKind
 from graphlearn.errors import ConfigError
 from graphlearn.models import MODELS
 from graphlearn.tasks.metrics import METRICS
+from graphlearn.train.optim import build_optimizer
 
 __all__ = ["ClassificationTask", "NodeClassificationTask", "GraphClassificationTask", "build_model"]
-
-_OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
-
 
 def build_model(name: str, task: TaskKind, in_channels: int, out_channels: int, *,
                 edge_dim: int | None = None, **hyperparameters: Any) -> torch.nn.Module:
@@ -84,6 +82,8 @@ class ClassificationTask(L.LightningModule):
         optimizer (str): ``"adam"``, ``"adamw"`` or ``"sgd"``.
         lr (float): Learning rate.
         weight_decay (float): L2 penalty of the optimiser.
+        param_groups (dict, optional): Per-parameter options by name pattern; see
+            :func:`graphlearn.train.optim.parameter_groups`.
     """
 
     kind: TaskKind
@@ -99,6 +99,7 @@ class ClassificationTask(L.LightningModule):
         optimizer: str = "adam",
         lr: float = 0.005,
         weight_decay: float = 5e-4,
+        param_groups: dict[str, dict[str, float]] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -154,16 +155,8 @@ class ClassificationTask(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        if hp.optimizer not in _OPTIMIZERS:
-            raise ConfigError(f"optim.name={hp.optimizer!r} is not supported; use one of "
-                              f"{', '.join(_OPTIMIZERS)}")
-        # A model may name parameters that must not decay (timm's `no_weight_decay()` hook).
-        exempt = set(self.model.no_weight_decay()) if hasattr(self.model, "no_weight_decay") else set()
-        named = list(self.model.named_parameters())
-        groups = [{"params": [p for n, p in named if n not in exempt]}]
-        if exempt:
-            groups.append({"params": [p for n, p in named if n in exempt], "weight_decay": 0.0})
-        return _OPTIMIZERS[hp.optimizer](groups, lr=hp.lr, weight_decay=hp.weight_decay)
+        return build_optimizer(self.model, hp.optimizer, hp.lr, hp.weight_decay,
+                               hp.get("param_groups"))
 
 
 class NodeClassificationTask(ClassificationTask):

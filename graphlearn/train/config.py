@@ -66,6 +66,10 @@ class OptimSection(_Section):
     name: Literal["adam", "adamw", "sgd"] = "adam"
     lr: float = Field(0.005, gt=0)
     weight_decay: float = Field(5e-4, ge=0)
+    param_groups: dict[str, dict[Literal["lr", "weight_decay"], float]] = Field(
+        default_factory=dict,
+        description="per-parameter options by fnmatch pattern over parameter names, first match "
+                    "wins: {'convs.*.lin.weight': {'lr': 1e-4}}")
 
 
 class TrainerSection(_Section):

@@ -229,6 +229,7 @@ def _run(cfg: RunConfig, dataset, run_dir: Path | None, out, ckpt_path: str | No
         optimizer=cfg.optim.name,
         lr=cfg.optim.lr,
         weight_decay=cfg.optim.weight_decay,
+        param_groups=cfg.optim.param_groups or None,
     )
     loaders = make_loaders(dataset, cfg)
 

@@ -126,6 +126,23 @@ def test_omega_gcn_first_layer_is_relu_of_s_x_at_init():
 
 
 @pytest.mark.parametrize("name", ["omega-gcn", "omega-gat"])
+def test_channel_mixing_off_is_the_identity_k(name):
+    """channel_mixing=False drops K; it computes what the K = I initialisation computes."""
+    x, edge_index, _ = graph()
+    torch.manual_seed(0)
+    mixed = small(name, num_layers=4).eval()
+    torch.manual_seed(0)
+    fixed = small(name, num_layers=4, channel_mixing=False).eval()
+    assert all(layer.lin is None for layer in fixed.convs)
+    assert not any(".lin." in n for n, _ in fixed.named_parameters())
+    state = {k: v for k, v in mixed.state_dict().items() if ".lin." not in k}
+    fixed.load_state_dict(state)
+    torch.testing.assert_close(fixed(x, edge_index), mixed(x, edge_index))
+    fixed(x, edge_index).sum().backward()
+    assert all(layer.omega.grad is not None for layer in fixed.convs)
+
+
+@pytest.mark.parametrize("name", ["omega-gcn", "omega-gat"])
 def test_omega_granularities_in_models(name):
     layer = small(name, num_layers=3, omega="layer")
     assert [tuple(c.omega.shape) for c in layer.convs] == [(1,)] * 3

@@ -1,0 +1,65 @@
+"""Optimiser parameter groups: model hook, config patterns, first match wins, typo errors."""
+
+import pytest
+import torch
+
+from graphlearn.errors import ConfigError
+from graphlearn.models.omega import OmegaGCN
+from graphlearn.train.config import resolve_config
+from graphlearn.train.optim import build_optimizer, parameter_groups
+
+
+def _options(groups):
+    return {name: {k: v for k, v in g.items() if k not in ("params", "names")}
+            for g in groups for name in g["names"]}
+
+
+def test_no_weight_decay_hook_exempts_omega_only():
+    model = OmegaGCN(5, 3, hidden_channels=4, num_layers=2)
+    options = _options(parameter_groups(model))
+    assert options["convs.0.conv.omega"] == {"weight_decay": 0.0}
+    assert options["convs.1.conv.omega"] == {"weight_decay": 0.0}
+    assert options["open.weight"] == {}
+    assert options["convs.0.lin.weight"] == {}
+
+
+def test_patterns_set_options_and_first_match_wins():
+    model = OmegaGCN(5, 3, hidden_channels=4, num_layers=2)
+    groups = parameter_groups(model, {"convs.*.lin.weight": {"lr": 1e-4},
+                                      "convs.*": {"lr": 0.5},
+                                      "close.*": {"weight_decay": 0.0}})
+    options = _options(groups)
+    assert options["convs.1.lin.weight"] == {"lr": 1e-4}
+    # the omega keeps its hook exemption and takes the second pattern's lr
+    assert options["convs.0.conv.omega"] == {"weight_decay": 0.0, "lr": 0.5}
+    assert options["close.bias"] == {"weight_decay": 0.0}
+    assert options["open.weight"] == {}
+    # every trainable parameter is in exactly one group
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert sorted(ids) == sorted(id(p) for p in model.parameters())
+
+
+def test_optimizer_uses_the_groups():
+    model = OmegaGCN(5, 3, hidden_channels=4, num_layers=2)
+    opt = build_optimizer(model, "adam", 0.01, 5e-4, {"convs.*.lin.weight": {"lr": 1e-4}})
+    by_param = {id(p): g for g in opt.param_groups for p in g["params"]}
+    assert by_param[id(model.convs[0].lin.weight)]["lr"] == 1e-4
+    assert by_param[id(model.convs[0].lin.weight)]["weight_decay"] == 5e-4
+    assert by_param[id(model.open.weight)]["lr"] == 0.01
+    assert by_param[id(model.convs[0].conv.omega)]["weight_decay"] == 0.0
+
+
+def test_pattern_matching_nothing_is_a_config_error_with_close_names():
+    model = OmegaGCN(5, 3, hidden_channels=4, num_layers=2)
+    with pytest.raises(ConfigError, match="match no parameter.*convs.0.lin.weight"):
+        parameter_groups(model, {"convs.*.lin.weigth": {"lr": 1e-4}})
+
+
+def test_unknown_optimizer_and_config_validation():
+    model = torch.nn.Linear(2, 2)
+    with pytest.raises(ConfigError, match="not supported"):
+        build_optimizer(model, "lamb", 0.1, 0.0)
+    cfg = resolve_config(None, {"optim.param_groups": {"w*": {"lr": 0.1}}})
+    assert cfg.optim.param_groups == {"w*": {"lr": 0.1}}
+    with pytest.raises(ConfigError, match="param_groups"):
+        resolve_config(None, {"optim.param_groups": {"w*": {"momentum": 0.9}}})
