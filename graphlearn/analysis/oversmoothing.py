@@ -16,6 +16,7 @@ layer's learned :math:`\omega` where it has one (omegaGNN).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -24,7 +25,7 @@ from torch import Tensor
 from graphlearn.data.validation import check_edge_index, check_node_features
 from graphlearn.errors import InvalidArgumentError
 
-__all__ = ["dirichlet_energy", "layer_statistics", "plot_layer_statistics"]
+__all__ = ["dirichlet_energy", "layer_statistics", "plot_energy_curves", "plot_layer_statistics"]
 
 
 def dirichlet_energy(x: Tensor, edge_index: Tensor) -> float:
@@ -107,6 +108,41 @@ def plot_layer_statistics(rows: list[dict[str, float]], out_png: str | Path, *, 
         ax.axhline(1.0, color="grey", lw=0.8, ls="--")
         ax.set(xlabel="layer", ylabel="omega", title="learned omega")
         ax.legend()
+    fig.tight_layout()
+    out_png = Path(out_png)
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return out_png
+
+
+def plot_energy_curves(curves: Mapping[str, list[dict[str, float]]], out_png: str | Path, *,
+                       title: str = "Dirichlet energy by layer") -> Path:
+    """Overlay the Dirichlet-energy curves of several runs (a depth study) on one log plot.
+
+    ``curves`` maps a label (``"omegaGCN, 64 layers"``) to the rows of one run's
+    ``layer_stats.json`` (:func:`layer_statistics`). The x axis is the relative depth
+    ``layer / num_layers``, so networks of different depths share it.
+
+    Example:
+        >>> import json
+        >>> rows = json.load(open("runs/omega-gcn-cora-seed0/layer_stats.json"))  # doctest: +SKIP
+        >>> plot_energy_curves({"omegaGCN, 16 layers": rows}, "energy.png")  # doctest: +SKIP
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    if not curves:
+        raise InvalidArgumentError("plot_energy_curves needs at least one curve; pass "
+                                   "{label: rows of layer_stats.json}")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, rows in curves.items():
+        depth = max(r["layer"] for r in rows) or 1
+        ax.semilogy([r["layer"] / depth for r in rows],
+                    [max(r["dirichlet_energy"], 1e-30) for r in rows], marker=".", label=label)
+    ax.set(xlabel="layer / number of layers", ylabel="Dirichlet energy", title=title)
+    ax.legend(fontsize="small")
     fig.tight_layout()
     out_png = Path(out_png)
     fig.savefig(out_png, dpi=100)

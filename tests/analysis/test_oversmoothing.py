@@ -31,3 +31,15 @@ def test_layer_statistics_rows_and_omega():
 def test_layer_statistics_needs_convs():
     with pytest.raises(InvalidArgumentError, match="no `convs` ModuleList"):
         layer_statistics(torch.nn.Linear(2, 2), None)
+
+
+def test_plot_energy_curves_writes_png(tmp_path):
+    from graphlearn.analysis import plot_energy_curves
+    from graphlearn.errors import InvalidArgumentError
+
+    rows2 = [{"layer": i, "dirichlet_energy": 1.0 / (i + 1)} for i in range(3)]
+    rows8 = [{"layer": i, "dirichlet_energy": 0.0 if i == 8 else 2.0} for i in range(9)]
+    out = plot_energy_curves({"2 layers": rows2, "8 layers": rows8}, tmp_path / "e.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(InvalidArgumentError, match="at least one curve"):
+        plot_energy_curves({}, tmp_path / "x.png")
