@@ -29,7 +29,15 @@ name                task                  module
 ``minesweeper``     node classification   :mod:`graphlearn.datasets.heterophilous`
 ``tolokers``        node classification   :mod:`graphlearn.datasets.heterophilous`
 ``questions``       node classification   :mod:`graphlearn.datasets.heterophilous`
+``aifb``            node classification   :mod:`graphlearn.datasets.rdf`
+``mutag-rdf``       node classification   :mod:`graphlearn.datasets.rdf`
+``bgs``             node classification   :mod:`graphlearn.datasets.rdf`
+``am``              node classification   :mod:`graphlearn.datasets.rdf`
 ==================  ====================  ========================================
+
+The RDF entity graphs (``aifb``, ``mutag-rdf`` alias ``rdf-mutag``, ``bgs``, ``am``) are
+featureless and typed by relation (``data.edge_type``); see :mod:`graphlearn.datasets.rdf`
+and its :func:`~graphlearn.datasets.rdf.to_hetero`.
 """
 
 from __future__ import annotations
@@ -47,7 +55,7 @@ from graphlearn.data.dataset import (
 from graphlearn.data.validation import validate
 from graphlearn.errors import InvalidArgumentError
 
-from . import heterophilous, karate, planetoid, tu  # noqa: F401  (importing registers them)
+from . import heterophilous, karate, planetoid, rdf, tu  # noqa: F401  (importing registers them)
 
 __all__ = ["DATASETS", "load", "info", "names"]
 
@@ -80,10 +88,13 @@ def load(name: str, root: str | os.PathLike | None = None, **options: Any):
             (``<root>/planetoid/cora/raw/...``). (default: ``$GRAPHLEARN_DATA``)
         **options: Keyword-only dataset options. All take ``download`` (bool, fetch
             missing raw files into the cache; default :obj:`True`); Planetoid datasets take
-            ``normalize_features`` (bool), TU datasets take ``use_node_attr`` (bool).
+            ``normalize_features`` (bool), TU datasets take ``use_node_attr`` (bool), RDF
+            entity datasets take ``validation`` (``"none"``, ``"rgcn"`` or
+            ``"stratified"``) and ``validation_seed`` (int).
 
     Returns:
-        A :class:`~graphlearn.data.dataset.NodeClassificationDataset` or
+        A :class:`~graphlearn.data.dataset.NodeClassificationDataset` (for RDF entity
+        graphs its subclass :class:`~graphlearn.datasets.rdf.EntityClassificationDataset`) or
         :class:`~graphlearn.data.dataset.GraphClassificationDataset`.
 
     Raises:
