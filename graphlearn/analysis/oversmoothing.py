@@ -53,7 +53,7 @@ def layer_statistics(model: torch.nn.Module, data) -> list[dict[str, float]]:
     """Per-layer Dirichlet energy and omega values of ``model`` on graph ``data``.
 
     Runs one forward pass in eval mode with hooks on each module of ``model.convs`` (the
-    convention of graphlearn's registered models). Row 0 describes the input features.
+    convention of graphlearn's registered models). Row 0 describes the input features (absent for featureless graphs).
 
     Returns:
         A list of ``{"layer", "dirichlet_energy", ["omega_mean", "omega_min", "omega_max"]}``.
@@ -64,18 +64,22 @@ def layer_statistics(model: torch.nn.Module, data) -> list[dict[str, float]]:
             f"{type(model).__name__} has no `convs` ModuleList of propagation layers; "
             f"layer_statistics needs one to hook"
         )
+    from graphlearn.models.registry import call_model
+
     outputs: list[Tensor] = []
     handles = [conv.register_forward_hook(lambda m, args, out: outputs.append(
         out[0] if isinstance(out, tuple) else out)) for conv in convs]
     was_training = model.training
     model.eval()
     try:
-        model(data.x, data.edge_index, getattr(data, "edge_attr", None), getattr(data, "batch", None))
+        call_model(model, data)
     finally:
         for h in handles:
             h.remove()
         model.train(was_training)
-    rows = [{"layer": 0, "dirichlet_energy": dirichlet_energy(data.x, data.edge_index)}]
+    # featureless graphs (x is None) have no input energy to report
+    rows = [] if data.x is None else [
+        {"layer": 0, "dirichlet_energy": dirichlet_energy(data.x, data.edge_index)}]
     for i, (conv, out) in enumerate(zip(convs, outputs, strict=True), start=1):
         row = {"layer": i, "dirichlet_energy": dirichlet_energy(out, data.edge_index)}
         row.update(_omega_summary(conv) or {})

@@ -6,9 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from graphlearn.data.dataset import TaskKind
+from graphlearn.errors import ConfigError
 from graphlearn.registry import Registry
 
-__all__ = ["MODELS", "ModelSpec", "register_model"]
+__all__ = ["MODELS", "ModelSpec", "call_model", "register_model"]
 
 
 @dataclass(frozen=True)
@@ -40,3 +41,24 @@ def register_model(name: str, *, tasks: tuple[TaskKind, ...], aliases: tuple[str
         return cls
 
     return wrap
+
+
+def call_model(model, data):
+    """Run a registered model on a graph (``Data`` or ``Batch``) by the registry's convention.
+
+    Every model is called as ``model(x, edge_index, edge_attr, batch)``; a model that needs
+    more of the graph (relational models need ``edge_type``) names those attributes in a
+    ``graph_inputs`` class attribute and receives them as keyword arguments.
+    """
+    extra = {}
+    for key in getattr(model, "graph_inputs", ()):
+        value = getattr(data, key, None)
+        if value is None:
+            raise ConfigError(
+                f"model {type(model).__name__} needs the graph attribute {key!r}, which this "
+                f"dataset does not provide; use a dataset with typed edges (e.g. aifb) or "
+                f"another model"
+            )
+        extra[key] = value
+    return model(data.x, data.edge_index, getattr(data, "edge_attr", None),
+                 getattr(data, "batch", None), **extra)

@@ -18,17 +18,21 @@ from torch import Tensor
 from graphlearn.data.dataset import TaskKind
 from graphlearn.errors import ConfigError
 from graphlearn.models import MODELS
+from graphlearn.models.registry import call_model
 from graphlearn.tasks.metrics import METRICS
 from graphlearn.train.optim import build_optimizer
 
 __all__ = ["ClassificationTask", "NodeClassificationTask", "GraphClassificationTask", "build_model"]
 
 def build_model(name: str, task: TaskKind, in_channels: int, out_channels: int, *,
-                edge_dim: int | None = None, **hyperparameters: Any) -> torch.nn.Module:
+                edge_dim: int | None = None, graph_stats: dict[str, int] | None = None,
+                **hyperparameters: Any) -> torch.nn.Module:
     """Build registered model ``name`` for ``task``, checking its hyperparameter names.
 
-    ``edge_dim`` (the dataset's edge-feature size) is passed to models that take an
-    ``edge_dim`` argument, unless the hyperparameters set it.
+    ``edge_dim`` (the dataset's edge-feature size) and each entry of ``graph_stats`` (e.g.
+    ``num_nodes``, ``num_relations``: what a featureless or relational model must know of
+    the graph) are passed to models whose constructor takes an argument of that name,
+    unless the hyperparameters set it.
     """
     import inspect
 
@@ -54,6 +58,9 @@ def build_model(name: str, task: TaskKind, in_channels: int, out_channels: int, 
     kwargs = dict(hyperparameters)
     if edge_dim is not None and "edge_dim" in params:
         kwargs.setdefault("edge_dim", edge_dim)
+    for key, value in (graph_stats or {}).items():
+        if key in params:
+            kwargs.setdefault(key, value)
     if "readout" in params:
         if task is TaskKind.GRAPH_CLASSIFICATION:
             kwargs.setdefault("readout", "mean")
@@ -78,6 +85,8 @@ class ClassificationTask(L.LightningModule):
         in_channels (int): Input feature size (from the dataset).
         num_classes (int): Number of classes (from the dataset).
         edge_dim (int, optional): Edge-feature size of the dataset, for models that use it.
+        graph_stats (dict, optional): Graph statistics for models that take them
+            (``num_nodes``, ``num_relations``, ...); see :func:`build_model`.
         metric (str): Name of the model-selection metric (``graphlearn.tasks.metrics``).
         optimizer (str): ``"adam"``, ``"adamw"`` or ``"sgd"``.
         lr (float): Learning rate.
@@ -95,6 +104,7 @@ class ClassificationTask(L.LightningModule):
         in_channels: int = 1,
         num_classes: int = 2,
         edge_dim: int | None = None,
+        graph_stats: dict[str, int] | None = None,
         metric: str = "accuracy",
         optimizer: str = "adam",
         lr: float = 0.005,
@@ -104,15 +114,20 @@ class ClassificationTask(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.model = build_model(model, self.kind, in_channels, num_classes, edge_dim=edge_dim,
+                                 graph_stats=graph_stats,
                                  **(model_kwargs or {}))
         self.metric_name = METRICS.canonical(metric)
         self._metric = METRICS.get(metric)
         self._outputs: dict[str, list[tuple[Tensor, Tensor]]] = {"val": [], "test": []}
 
     def forward(self, batch) -> Tensor:
-        """Inference: logits for every node (node tasks) or graph (graph tasks) of ``batch``."""
-        return self.model(batch.x, batch.edge_index, getattr(batch, "edge_attr", None),
-                          getattr(batch, "batch", None))
+        """Inference: logits for every node (node tasks) or graph (graph tasks) of ``batch``.
+
+        Models that need more of the graph than features and edges (relational models need
+        ``edge_type``) name those batch attributes in a ``graph_inputs`` class attribute;
+        they are passed as keyword arguments.
+        """
+        return call_model(self.model, batch)
 
     def _logits_and_targets(self, batch, stage: str) -> tuple[Tensor, Tensor]:
         raise NotImplementedError

@@ -4,7 +4,8 @@ The run directory holds::
 
     config.yaml          the resolved config (seed included)
     metrics.csv          one row per epoch: train and validation loss and metrics
-    checkpoints/         best-EPOCH.ckpt (by the monitored validation value) and last.ckpt
+    checkpoints/         best-EPOCH.ckpt (by the monitored validation value) and last.ckpt (a link to it
+                         when the last epoch is also the best)
     summary.json         model, dataset, seed, epochs, best_epoch, wall_s, metrics{val,test}
     learning_curve.png   loss and validation metric against epoch
 """
@@ -204,6 +205,20 @@ def _load_dataset(cfg: RunConfig):
     return dataset
 
 
+def _graph_stats(dataset) -> dict[str, int]:
+    """What featureless and relational models must know of a dataset's graph."""
+    stats = {}
+    data = getattr(dataset, "data", None)
+    if data is not None and getattr(data, "num_nodes", None) is not None:
+        stats["num_nodes"] = int(data.num_nodes)
+    num_relations = getattr(dataset, "num_relations", None)
+    if num_relations is not None:
+        stats["num_relations"] = int(num_relations)
+    elif data is not None and getattr(data, "edge_type", None) is not None:
+        stats["num_relations"] = int(data.edge_type.max()) + 1 if data.edge_type.numel() else 1
+    return stats
+
+
 def _run(cfg: RunConfig, dataset, run_dir: Path | None, out, ckpt_path: str | None,
          start: float) -> FitResult:
     """Train and evaluate one model on one split; write and return its summary."""
@@ -225,6 +240,7 @@ def _run(cfg: RunConfig, dataset, run_dir: Path | None, out, ckpt_path: str | No
         in_channels=dataset.num_features,
         num_classes=dataset.num_classes,
         edge_dim=dataset.num_edge_features or None,
+        graph_stats=_graph_stats(dataset),
         metric=metric,
         optimizer=cfg.optim.name,
         lr=cfg.optim.lr,
@@ -241,7 +257,7 @@ def _run(cfg: RunConfig, dataset, run_dir: Path | None, out, ckpt_path: str | No
     mode = "max" if cfg.trainer.monitor == "metric" else "min"
     checkpoint = ModelCheckpoint(
         dirpath=run_dir / "checkpoints", filename="best-epoch={epoch:04d}", monitor=monitor,
-        mode=mode, save_top_k=1, save_last=True, auto_insert_metric_name=False,
+        mode=mode, save_top_k=1, save_last="link", auto_insert_metric_name=False,
     )
     callbacks = [checkpoint, MetricsCSV(run_dir / "metrics.csv"), RNGState()]
     if cfg.trainer.patience is not None:
