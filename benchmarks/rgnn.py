@@ -9,7 +9,8 @@ is built with ``from_pyg`` from the same PyG module, so both compute the same fu
 * ``hgt``: PyG ``HGTConv``, graphlearn ``HGTConv``.
 
 Cases: the real AIFB and MUTAG entity graphs (featureless, as R-GCN runs them: a one-hot
-first layer for ``rgcn``, a learned 16-dim node embedding as input for ``rgat``/``hgt``),
+first layer for ``rgcn``, a learned 16-dim node embedding as input for ``rgat``/``hgt``;
+``-x16``: the same graphs with 16 random input features, how DGL's peer runs them),
 FB15k-237's training triples with inverse relations as a multi-relational graph, and
 synthetic graphs with the node / edge / relation counts of BGS, AM and ogbn-mag (16 random
 input features, uniform random edges and relations; ogbn-mag with its 4 node types).
@@ -44,11 +45,13 @@ from pathlib import Path
 import torch
 
 HIDDEN = 16
-SMALL = ("aifb", "mutag")
+SMALL = ("aifb", "mutag", "aifb-x16", "mutag-x16")
 CASES = {
     # name: (num_nodes, num_edges incl. inverse, num_relations incl. inverse, node types)
     "aifb": None,
     "mutag": None,
+    "aifb-x16": None,
+    "mutag-x16": None,
     "fb15k-237": None,
     "bgs": (333_845, 1_832_398, 206, 1),
     "am": (1_666_764, 11_976_642, 266, 1),
@@ -76,7 +79,7 @@ def load_case(case: str, data_root: str | None) -> dict:
     if case in SMALL:
         from graphlearn import datasets
 
-        ds = datasets.load("aifb" if case == "aifb" else "mutag-rdf", root=data_root,
+        ds = datasets.load("aifb" if case.startswith("aifb") else "mutag-rdf", root=data_root,
                            download=False)
         from graphlearn.datasets.rdf import to_hetero
 
@@ -84,7 +87,10 @@ def load_case(case: str, data_root: str | None) -> dict:
         node_type = torch.empty(ds.data.num_nodes, dtype=torch.long)
         for t, name in enumerate(hetero.node_types):
             node_type[hetero[name].node_id] = t
-        return dict(x=None, edge_index=ds.data.edge_index, edge_type=ds.data.edge_type,
+        x = None
+        if case.endswith("-x16"):  # the real graph with random 16-dim features
+            x = torch.randn(ds.data.num_nodes, HIDDEN, generator=torch.Generator().manual_seed(0))
+        return dict(x=x, edge_index=ds.data.edge_index, edge_type=ds.data.edge_type,
                     num_nodes=ds.data.num_nodes, num_relations=ds.num_relations,
                     node_type=node_type, source=f"graphlearn.datasets.load({ds.info.name!r})")
     if case == "fb15k-237":
@@ -312,6 +318,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout", type=float, default=900, help="seconds per run")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--data-root", default=default_data_root())
+    parser.add_argument("--export", metavar="DIR",
+                        help="only save each case's graph to DIR/<case>.pt (for rgnn_dgl.py)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
@@ -319,6 +327,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(args)), flush=True)
+        return
+    if args.export:
+        Path(args.export).mkdir(parents=True, exist_ok=True)
+        for case in args.cases:
+            target = Path(args.export) / f"{case}.pt"
+            if not target.exists():  # plain tensors and ints: loadable with weights_only
+                torch.save(load_case(case, args.data_root), target)
         return
 
     import torch_geometric
