@@ -6,11 +6,14 @@ This package imports only torch (and triton, lazily) plus :mod:`graphlearn.error
 """
 
 from ._dispatch import kernel_mode, triton_available, use_triton
+from .csc import CSCIndex, csc_index
 from .edge_softmax_aggregate import edge_softmax, edge_softmax_aggregate
 from .segment_matmul import gather_scatter_matmul, segment_matmul, type_ptr
 from .weighted_aggregate import weighted_aggregate
 
 __all__ = [
+    "CSCIndex",
+    "csc_index",
     "edge_softmax",
     "edge_softmax_aggregate",
     "gather_scatter_matmul",

@@ -11,8 +11,18 @@ optional per-edge multipliers :math:`w_{ij}` (e.g. an attention-dropout mask sca
     \mathbf{out}_i = \sum_{j \in \mathcal{N}(i)} w_{ij}\, \alpha_{ij}\, \mathbf{v}_j .
 
 Destinations with no incoming edge get zeros. The values are gathered by ``src`` inside
-the op, so callers never materialise an ``(|E|, H, C)`` message tensor themselves; the
-Triton implementation (kernels issue) keeps that property on the GPU.
+the op, so callers never materialise an ``(|E|, H, C)`` message tensor themselves.
+
+Two implementations (dispatch: :func:`~graphlearn.kernels.use_triton`): :func:`reference`
+(plain PyTorch: scatter-max, exp, scatter-add; the oracle and the CPU path) and the Triton
+traversal of :mod:`graphlearn.kernels.triton_traversal` (CUDA, or ``GRAPHLEARN_KERNELS=triton``
+with ``TRITON_INTERPRET=1``): one program per destination and head runs an online softmax
+fused with the aggregation, with no ``(|E|, H, C)`` tensor and no atomics; the backward is a
+destination-major pass for the logit and weight gradients and a source-major pass over the
+transposed graph for the value gradients, so both directions are deterministic. The Triton
+path sorts the edges by destination (and by source, in backward) on every call unless a
+precomputed :func:`~graphlearn.kernels.csc_index` is passed as ``csc=``. Where every logit
+of a destination is ``-inf`` the Triton path returns zeros (the reference returns NaN).
 
 Shapes:
     - ``logits``: ``(|E|, H)``, floating point
@@ -32,6 +42,7 @@ from torch import Tensor
 from graphlearn.errors import DeviceError, DTypeError, ShapeError
 
 from ._dispatch import use_triton
+from .csc import CSCIndex, check_csc
 
 __all__ = ["edge_softmax_aggregate", "edge_softmax", "reference", "reference_backward"]
 
@@ -141,6 +152,10 @@ def _check(logits: Tensor, values: Tensor, src: Tensor, dst: Tensor, num_dst: in
             )
 
 
+# The four optional tensors are a CSCIndex taken apart (custom ops take no NamedTuples):
+# dst_perm, dst_ptr, src_perm, src_ptr. Only the Triton path reads them.
+
+
 @torch.library.custom_op(OP_NAME, mutates_args=())
 def _edge_softmax_aggregate(
     logits: Tensor,
@@ -149,13 +164,23 @@ def _edge_softmax_aggregate(
     dst: Tensor,
     num_dst: int,
     edge_weight: Tensor | None = None,
+    dst_perm: Tensor | None = None,
+    dst_ptr: Tensor | None = None,
+    src_perm: Tensor | None = None,
+    src_ptr: Tensor | None = None,
 ) -> Tensor:
-    use_triton(OP_NAME, values, has_triton=False)  # no Triton implementation yet
+    if use_triton(OP_NAME, values, has_triton=True):
+        from . import triton_traversal
+
+        return triton_traversal.softmax_aggregate_forward(
+            logits, values, src, dst, num_dst, edge_weight, dst_perm, dst_ptr
+        )
     return reference(logits, values, src, dst, num_dst, edge_weight)
 
 
 @_edge_softmax_aggregate.register_fake
-def _(logits, values, src, dst, num_dst, edge_weight=None):
+def _(logits, values, src, dst, num_dst, edge_weight=None, dst_perm=None, dst_ptr=None,
+      src_perm=None, src_ptr=None):
     return values.new_empty((num_dst, values.size(1), values.size(2)))
 
 
@@ -168,33 +193,47 @@ def _edge_softmax_aggregate_backward(
     dst: Tensor,
     num_dst: int,
     edge_weight: Tensor | None,
+    dst_perm: Tensor | None = None,
+    dst_ptr: Tensor | None = None,
+    src_perm: Tensor | None = None,
+    src_ptr: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    d_logits, d_values, d_weight = reference_backward(
-        grad_out, logits, values, src, dst, num_dst, edge_weight
-    )
+    if use_triton(OP_NAME, values, has_triton=True):
+        from . import triton_traversal
+
+        d_logits, d_values, d_weight = triton_traversal.softmax_aggregate_backward(
+            grad_out, logits, values, src, dst, num_dst, edge_weight, dst_perm, dst_ptr,
+            src_perm, src_ptr,
+        )
+    else:
+        d_logits, d_values, d_weight = reference_backward(
+            grad_out, logits, values, src, dst, num_dst, edge_weight
+        )
     # custom ops cannot return None: an empty tensor stands for "no edge_weight".
     return d_logits, d_values, d_weight if d_weight is not None else logits.new_empty(0)
 
 
 @_edge_softmax_aggregate_backward.register_fake
-def _(grad_out, logits, values, src, dst, num_dst, edge_weight):
+def _(grad_out, logits, values, src, dst, num_dst, edge_weight, dst_perm=None, dst_ptr=None,
+      src_perm=None, src_ptr=None):
     w = torch.empty_like(logits) if edge_weight is not None else logits.new_empty(0)
     return torch.empty_like(logits), torch.empty_like(values), w
 
 
 def _setup_context(ctx, inputs, output):
-    logits, values, src, dst, num_dst, edge_weight = inputs
+    logits, values, src, dst, num_dst, edge_weight, *csc = inputs
     ctx.num_dst = num_dst
     ctx.has_weight = edge_weight is not None
-    ctx.save_for_backward(logits, values, src, dst, edge_weight)
+    ctx.save_for_backward(logits, values, src, dst, edge_weight, *csc)
 
 
 def _backward(ctx, grad_out):
-    logits, values, src, dst, edge_weight = ctx.saved_tensors
+    logits, values, src, dst, edge_weight, *csc = ctx.saved_tensors
     d_logits, d_values, d_weight = _edge_softmax_aggregate_backward(
-        grad_out.contiguous(), logits, values, src, dst, ctx.num_dst, edge_weight
+        grad_out.contiguous(), logits, values, src, dst, ctx.num_dst, edge_weight, *csc
     )
-    return d_logits, d_values, None, None, None, (d_weight if ctx.has_weight else None)
+    return (d_logits, d_values, None, None, None, (d_weight if ctx.has_weight else None),
+            None, None, None, None)
 
 
 _edge_softmax_aggregate.register_autograd(_backward, setup_context=_setup_context)
@@ -207,12 +246,20 @@ def edge_softmax_aggregate(
     dst: Tensor,
     num_dst: int,
     edge_weight: Tensor | None = None,
+    *,
+    csc: CSCIndex | None = None,
 ) -> Tensor:
     """Softmax ``logits`` over each destination's incoming edges and aggregate ``values``.
 
     See the module docstring for the formula and shapes. Differentiable in ``logits``,
     ``values`` and ``edge_weight``; registered as ``torch.ops.graphlearn.edge_softmax_aggregate``
     so it runs under ``torch.compile`` without graph breaks.
+
+    Args:
+        csc (CSCIndex, optional): ``csc_index(src, dst, values.size(0), num_dst)``, built once
+            for a graph used many times, so the Triton path does not sort the edges on every
+            call; the reference path ignores it. (default: :obj:`None`)
     """
     _check(logits, values, src, dst, num_dst, edge_weight)
-    return _edge_softmax_aggregate(logits, values, src, dst, num_dst, edge_weight)
+    parts = check_csc(OP_NAME, csc, logits.size(0), values.size(0), num_dst, logits.device)
+    return _edge_softmax_aggregate(logits, values, src, dst, num_dst, edge_weight, *parts)

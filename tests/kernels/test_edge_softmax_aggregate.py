@@ -6,11 +6,12 @@ import math
 
 import pytest
 import torch
-from graphlearn.kernels import edge_softmax, edge_softmax_aggregate
+from graphlearn.kernels import csc_index, edge_softmax, edge_softmax_aggregate
 from graphlearn.kernels.edge_softmax_aggregate import (
     _edge_softmax_aggregate,
     _edge_softmax_aggregate_backward,
     reference,
+    reference_backward,
 )
 
 from graphlearn.errors import (
@@ -313,9 +314,13 @@ def test_device_errors(inputs):
 # --------------------------------------------------------------------------- dispatch
 
 
-def test_triton_mode_without_triton_kernel_raises(inputs, monkeypatch):
+def test_triton_mode_on_cpu_needs_the_interpreter(inputs, monkeypatch):
+    # triton reads TRITON_INTERPRET when it is imported (its own tl helpers are jitted
+    # then), so import it under the interpreter before unsetting the variable here
+    pytest.importorskip("graphlearn.kernels.triton_traversal")
     monkeypatch.setenv("GRAPHLEARN_KERNELS", "triton")
-    with pytest.raises(KernelNotAvailableError, match="no Triton implementation"):
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    with pytest.raises(KernelNotAvailableError, match="need CUDA tensors"):
         edge_softmax_aggregate(*inputs)
 
 
@@ -330,3 +335,187 @@ def test_reference_and_auto_modes_agree(inputs, monkeypatch, mode):
     expected = reference(*inputs)
     monkeypatch.setenv("GRAPHLEARN_KERNELS", mode)
     torch.testing.assert_close(edge_softmax_aggregate(*inputs), expected)
+
+
+# --------------------------------------------------------------------------- Triton path
+# GRAPHLEARN_KERNELS=triton runs the traversal kernels on CPU tensors under TRITON_INTERPRET=1
+# (set by tests/conftest.py). The interpreter is slow, so the graphs are toys; small_blocks
+# shrinks the launch heuristics so toy graphs still reach the multi-block branches (several
+# edge blocks per destination, so the online-softmax rescaling, and several channel blocks).
+
+
+@pytest.fixture
+def triton_mode(monkeypatch):
+    monkeypatch.setenv("GRAPHLEARN_KERNELS", "triton")
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    from graphlearn.kernels import triton_traversal
+
+    monkeypatch.setattr(triton_traversal, "_block_e", lambda num_edges, num_segments: 4)
+    monkeypatch.setattr(triton_traversal, "_block_c", lambda channels: 4)
+
+
+def make_toy(name, dtype=torch.float64, seed=0):
+    """(logits, values, src, dst, num_dst): toy graphs for the interpreted Triton path."""
+    gen = torch.Generator().manual_seed(seed)
+    num_src, heads, channels = 5, 2, 6
+    if name == "unsorted_duplicates":  # random order, repeated (src, dst) pairs, dst 5 empty
+        dst = torch.randint(0, 5, (30,), generator=gen)
+        src = torch.randint(0, num_src, (30,), generator=gen)
+        src[:4], dst[:4] = 2, 1
+        num_dst = 6
+    elif name == "no_edges_to_some_dst":
+        dst = torch.tensor([3, 0, 3, 0, 3, 0])
+        src = torch.tensor([0, 4, 4, 1, 2, 0])
+        num_dst = 5
+    elif name == "single_edge":
+        dst, src, num_dst, heads = torch.tensor([1]), torch.tensor([3]), 3, 1
+    elif name == "empty":
+        dst = src = torch.empty(0, dtype=torch.long)
+        num_dst = 3
+    elif name == "one_long_segment":  # 40 edges into one node, 10 edge blocks of 4
+        dst = torch.zeros(40, dtype=torch.long)
+        src = torch.randint(0, num_src, (40,), generator=gen)
+        num_dst, heads, channels = 2, 1, 16
+    else:
+        raise AssertionError(name)
+    logits = torch.randn(dst.numel(), heads, generator=gen, dtype=torch.float64) * 3
+    values = torch.randn(num_src, heads, channels, generator=gen, dtype=torch.float64)
+    return logits.to(dtype), values.to(dtype), src, dst, num_dst
+
+
+TOY_CASES = ["unsorted_duplicates", "no_edges_to_some_dst", "single_edge", "empty",
+             "one_long_segment"]
+
+
+def run_forward_backward(logits, values, src, dst, num_dst, weight, grad_out, csc=None):
+    leaves = [t.clone().requires_grad_() for t in (logits, values)]
+    if weight is not None:
+        leaves.append(weight.clone().requires_grad_())
+    out = edge_softmax_aggregate(leaves[0], leaves[1], src, dst, num_dst,
+                                 leaves[2] if weight is not None else None, csc=csc)
+    out.backward(grad_out.to(out.dtype))
+    return out.detach(), [t.grad for t in leaves]
+
+
+def expected_forward_backward(logits, values, src, dst, num_dst, weight, grad_out):
+    """The reference in float64 on the (exactly upcast) inputs: output and all gradients."""
+    w = None if weight is None else weight.double()
+    out = reference(logits.double(), values.double(), src, dst, num_dst, w)
+    d_logits, d_values, d_weight = reference_backward(
+        grad_out.double(), logits.double(), values.double(), src, dst, num_dst, w)
+    return out, [d_logits, d_values] + ([d_weight] if weight is not None else [])
+
+
+@pytest.mark.parametrize("case", TOY_CASES)
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("precomputed", [False, True])
+def test_triton_matches_reference_float64(triton_mode, small_blocks, case, weighted,
+                                          precomputed):
+    logits, values, src, dst, num_dst = make_toy(case)
+    weight = make_weight(logits) if weighted else None
+    csc = csc_index(src, dst, values.size(0), num_dst) if precomputed else None
+    grad_out = torch.randn(num_dst, values.size(1), values.size(2), dtype=torch.float64,
+                           generator=torch.Generator().manual_seed(2))
+    out, grads = run_forward_backward(logits, values, src, dst, num_dst, weight, grad_out, csc)
+    expected, expected_grads = expected_forward_backward(logits, values, src, dst, num_dst,
+                                                         weight, grad_out)
+    assert out.shape == expected.shape
+    assert_close_verbose(out, expected, torch.float64)
+    for grad, expected_grad in zip(grads, expected_grads, strict=True):
+        assert grad.shape == expected_grad.shape
+        assert_close_verbose(grad, expected_grad, torch.float64)
+
+
+def test_triton_default_blocks_match_reference(triton_mode):
+    """The launch heuristics as shipped (one edge block per destination here)."""
+    logits, values, src, dst, num_dst = make_toy("unsorted_duplicates")
+    weight = make_weight(logits)
+    grad_out = torch.randn(num_dst, values.size(1), values.size(2), dtype=torch.float64)
+    out, grads = run_forward_backward(logits, values, src, dst, num_dst, weight, grad_out)
+    expected, expected_grads = expected_forward_backward(logits, values, src, dst, num_dst,
+                                                         weight, grad_out)
+    assert_close_verbose(out, expected, torch.float64)
+    for grad, expected_grad in zip(grads, expected_grads, strict=True):
+        assert_close_verbose(grad, expected_grad, torch.float64)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("case", ["unsorted_duplicates", "one_long_segment"])
+def test_triton_low_precision(triton_mode, small_blocks, dtype, case):
+    """Inputs drawn in ``dtype``, fp32 accumulation: within the dtype's tolerance of float64."""
+    logits, values, src, dst, num_dst = make_toy(case, dtype=dtype)
+    weight = make_weight(logits)
+    grad_out = torch.randn(num_dst, values.size(1), values.size(2), dtype=torch.float64).to(dtype)
+    out, grads = run_forward_backward(logits, values, src, dst, num_dst, weight, grad_out)
+    expected, expected_grads = expected_forward_backward(logits, values, src, dst, num_dst,
+                                                         weight, grad_out)
+    assert out.dtype == dtype
+    assert_close_verbose(out, expected, dtype)
+    atol, rtol = TOLERANCE[dtype]
+    for grad, expected_grad in zip(grads, expected_grads, strict=True):
+        assert grad.dtype == dtype
+        # gradients round the output-dtype grad_out and sum several rounded products
+        torch.testing.assert_close(grad.double(), expected_grad, atol=2 * atol, rtol=2 * rtol)
+
+
+def test_triton_backward_is_deterministic(triton_mode, small_blocks):
+    logits, values, src, dst, num_dst = make_toy("unsorted_duplicates", dtype=torch.float32)
+    weight = make_weight(logits)
+    grad_out = torch.randn(num_dst, values.size(1), values.size(2))
+    first = run_forward_backward(logits, values, src, dst, num_dst, weight, grad_out)
+    second = run_forward_backward(logits, values, src, dst, num_dst, weight, grad_out)
+    assert torch.equal(first[0], second[0])
+    for a, b in zip(first[1], second[1], strict=True):
+        assert torch.equal(a, b)
+
+
+def test_triton_large_and_infinite_logits(triton_mode, small_blocks):
+    """Logits of 1e4 do not overflow; a block of -inf logits is skipped without NaNs; a
+    destination whose logits are all -inf gets zeros (the reference gives NaN there)."""
+    dst = torch.tensor([0] * 9 + [1, 1])
+    src = torch.arange(11) % 4
+    logits = torch.randn(11, 1, dtype=torch.float64) * 1e4
+    logits[:4] = float("-inf")  # the whole first edge block of destination 0
+    logits[9:] = float("-inf")  # every edge of destination 1
+    values = torch.randn(4, 1, 3, dtype=torch.float64)
+    out = edge_softmax_aggregate(logits, values, src, dst, 2)
+    expected = reference(logits[:9], values, src[:9], dst[:9], 1)
+    assert_close_verbose(out[:1], expected, torch.float64)
+    assert torch.equal(out[1], torch.zeros_like(out[1]))
+    leaves = [t.clone().requires_grad_() for t in (logits, values)]
+    edge_softmax_aggregate(leaves[0], leaves[1], src, dst, 2).sum().backward()
+    assert all(torch.isfinite(t.grad).all() for t in leaves)
+
+
+def test_triton_empty_graph_gradients_are_zero(triton_mode):
+    logits, values, src, dst, num_dst = make_toy("empty")
+    weight = make_weight(logits)
+    out, grads = run_forward_backward(logits, values, src, dst, num_dst, weight,
+                                      torch.ones(num_dst, values.size(1), values.size(2)))
+    assert torch.equal(out, torch.zeros_like(out))
+    assert grads[0].shape == (0, values.size(1)) and grads[2].shape == (0, values.size(1))
+    assert torch.equal(grads[1], torch.zeros_like(values))
+
+
+def test_triton_opcheck_with_csc(triton_mode):
+    logits, values, src, dst, num_dst = make_toy("no_edges_to_some_dst", dtype=torch.float32)
+    weight = make_weight(logits)
+    csc = tuple(csc_index(src, dst, values.size(0), num_dst))
+    args = (logits.clone().requires_grad_(), values.clone().requires_grad_(), src, dst,
+            num_dst, weight.clone().requires_grad_(), *csc)
+    torch.library.opcheck(_edge_softmax_aggregate, args)
+    grad_out = torch.randn(num_dst, values.size(1), values.size(2))
+    torch.library.opcheck(_edge_softmax_aggregate_backward,
+                          (grad_out, logits, values, src, dst, num_dst, weight, *csc))
+
+
+def test_csc_of_another_graph_is_rejected(inputs):
+    logits, values, src, dst, num_dst = inputs
+    with pytest.raises(ShapeError, match="csc.dst_ptr must have shape"):
+        edge_softmax_aggregate(logits, values, src, dst, num_dst,
+                               csc=csc_index(src, dst, values.size(0), num_dst + 1))
+    with pytest.raises(ShapeError, match="csc must be the CSCIndex"):
+        edge_softmax_aggregate(logits, values, src, dst, num_dst, csc=(src, dst))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from graphlearn.kernels import weighted_aggregate
+from graphlearn.kernels import csc_index, weighted_aggregate
 from graphlearn.kernels.weighted_aggregate import (
+    _edge_dot,
     _weighted_aggregate,
     reference,
     reference_backward,
@@ -321,9 +322,13 @@ def test_errors_are_builtin_subclasses(inputs):
 # --------------------------------------------------------------------------- dispatch
 
 
-def test_triton_mode_without_triton_kernel_raises(inputs, monkeypatch):
+def test_triton_mode_on_cpu_needs_the_interpreter(inputs, monkeypatch):
+    # triton reads TRITON_INTERPRET when it is imported (its own tl helpers are jitted
+    # then), so import it under the interpreter before unsetting the variable here
+    pytest.importorskip("graphlearn.kernels.triton_traversal")
     monkeypatch.setenv("GRAPHLEARN_KERNELS", "triton")
-    with pytest.raises(KernelNotAvailableError, match="no Triton implementation"):
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    with pytest.raises(KernelNotAvailableError, match="need CUDA tensors"):
         weighted_aggregate(*inputs)
 
 
@@ -338,3 +343,222 @@ def test_reference_and_auto_modes_agree(inputs, monkeypatch, mode):
     expected = reference(*inputs)
     monkeypatch.setenv("GRAPHLEARN_KERNELS", mode)
     torch.testing.assert_close(weighted_aggregate(*inputs), expected)
+
+
+# --------------------------------------------------------------------------- Triton path
+# GRAPHLEARN_KERNELS=triton runs the traversal kernels on CPU tensors under TRITON_INTERPRET=1
+# (set by tests/conftest.py). The interpreter is slow, so the graphs are toys; small_blocks
+# shrinks the launch heuristics so toy graphs still reach the multi-block branches.
+
+
+@pytest.fixture
+def triton_mode(monkeypatch):
+    monkeypatch.setenv("GRAPHLEARN_KERNELS", "triton")
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    from graphlearn.kernels import triton_traversal
+
+    monkeypatch.setattr(triton_traversal, "_block_e", lambda num_edges, num_segments: 4)
+    monkeypatch.setattr(triton_traversal, "_block_c", lambda channels: 4)
+
+
+def make_toy(name, dtype=torch.float64, seed=0):
+    """(values, src, dst, num_dst): toy graphs for the interpreted Triton path."""
+    gen = torch.Generator().manual_seed(seed)
+    num_src, channels = 6, 10  # 3 channel blocks of 4, the last one a tail
+    if name == "unsorted_duplicates":  # random order, repeated (src, dst) pairs, dst 4 empty
+        dst = torch.randint(0, 4, (30,), generator=gen)
+        src = torch.randint(0, num_src, (30,), generator=gen)
+        src[:4], dst[:4] = 5, 2
+        num_dst = 5
+        # source 0 sends nothing, so its gradient row must come back zero
+        src = torch.where(src == 0, 1, src)
+    elif name == "no_edges_to_some_dst":
+        dst = torch.tensor([2, 0, 2, 0, 2, 0])
+        src = torch.tensor([0, 4, 4, 1, 2, 0])
+        num_dst = 5
+    elif name == "single_edge":
+        dst, src, num_dst = torch.tensor([1]), torch.tensor([3]), 3
+    elif name == "empty":
+        dst = src = torch.empty(0, dtype=torch.long)
+        num_dst = 3
+    elif name == "no_destinations":
+        dst = src = torch.empty(0, dtype=torch.long)
+        num_dst = 0
+    elif name == "one_long_segment":  # 40 edges into one node: 10 edge blocks of 4
+        dst = torch.zeros(40, dtype=torch.long)
+        src = torch.randint(0, num_src, (40,), generator=gen)
+        num_dst, channels = 2, 16
+    else:
+        raise AssertionError(name)
+    values = torch.randn(num_src, channels, generator=gen, dtype=torch.float64)
+    return values.to(dtype), src, dst, num_dst
+
+
+TOY_CASES = ["unsorted_duplicates", "no_edges_to_some_dst", "single_edge", "empty",
+             "no_destinations", "one_long_segment"]
+
+
+def run_forward_backward(values, src, dst, num_dst, weight, grad_out, csc=None):
+    leaves = [values.clone().requires_grad_()]
+    if weight is not None:
+        leaves.append(weight.clone().requires_grad_())
+    out = weighted_aggregate(leaves[0], src, dst, leaves[1] if weight is not None else None,
+                             num_dst, csc=csc)
+    out.backward(grad_out.to(out.dtype))
+    return out.detach(), [t.grad for t in leaves]
+
+
+def expected_forward_backward(values, src, dst, num_dst, weight, grad_out):
+    """The reference in float64 on the (exactly upcast) inputs: output and all gradients."""
+    w = None if weight is None else weight.double()
+    out = reference(values.double(), src, dst, w, num_dst)
+    d_values, d_weight = reference_backward(grad_out.double(), values.double(), src, dst, w)
+    return out, [d_values] + ([d_weight] if weight is not None else [])
+
+
+@pytest.mark.parametrize("case", TOY_CASES)
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("precomputed", [False, True])
+def test_triton_matches_reference_float64(triton_mode, small_blocks, case, weighted,
+                                          precomputed):
+    values, src, dst, num_dst = make_toy(case)
+    weight = make_weight(src, values.dtype) if weighted else None
+    csc = csc_index(src, dst, values.size(0), num_dst) if precomputed else None
+    grad_out = torch.randn(num_dst, values.size(1), dtype=torch.float64,
+                           generator=torch.Generator().manual_seed(2))
+    out, grads = run_forward_backward(values, src, dst, num_dst, weight, grad_out, csc)
+    expected, expected_grads = expected_forward_backward(values, src, dst, num_dst, weight,
+                                                         grad_out)
+    assert_close_verbose(out, expected, torch.float64)
+    assert_close_verbose(out, dense_reference(values, src, dst, weight, num_dst), torch.float64)
+    for grad, expected_grad in zip(grads, expected_grads, strict=True):
+        assert_close_verbose(grad, expected_grad, torch.float64)
+
+
+def test_triton_default_blocks_match_reference(triton_mode):
+    """The launch heuristics as shipped (one edge block per destination here)."""
+    values, src, dst, num_dst = make_toy("unsorted_duplicates")
+    weight = make_weight(src, values.dtype)
+    grad_out = torch.randn(num_dst, values.size(1), dtype=torch.float64)
+    out, grads = run_forward_backward(values, src, dst, num_dst, weight, grad_out)
+    expected, expected_grads = expected_forward_backward(values, src, dst, num_dst, weight,
+                                                         grad_out)
+    assert_close_verbose(out, expected, torch.float64)
+    for grad, expected_grad in zip(grads, expected_grads, strict=True):
+        assert_close_verbose(grad, expected_grad, torch.float64)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("case", ["unsorted_duplicates", "one_long_segment"])
+def test_triton_low_precision(triton_mode, small_blocks, dtype, case):
+    """Inputs drawn in ``dtype``, fp32 accumulation: within the dtype's tolerance of float64."""
+    values, src, dst, num_dst = make_toy(case, dtype=dtype)
+    weight = make_weight(src, dtype)
+    grad_out = torch.randn(num_dst, values.size(1), dtype=torch.float64).to(dtype)
+    out, grads = run_forward_backward(values, src, dst, num_dst, weight, grad_out)
+    expected, expected_grads = expected_forward_backward(values, src, dst, num_dst, weight,
+                                                         grad_out)
+    assert out.dtype == dtype
+    # sums of up to 40 terms of size ~1: scale atol with the output magnitude
+    atol, rtol = TOLERANCE[dtype]
+    for got, want in zip([out, *grads], [expected, *expected_grads], strict=True):
+        assert got.dtype == dtype
+        scale = max(1.0, float(want.abs().max()))
+        torch.testing.assert_close(got.double(), want, atol=atol * scale, rtol=rtol)
+
+
+def test_triton_backward_is_deterministic(triton_mode, small_blocks):
+    values, src, dst, num_dst = make_toy("unsorted_duplicates", dtype=torch.float32)
+    weight = make_weight(src, values.dtype)
+    grad_out = torch.randn(num_dst, values.size(1))
+    first = run_forward_backward(values, src, dst, num_dst, weight, grad_out)
+    second = run_forward_backward(values, src, dst, num_dst, weight, grad_out)
+    assert torch.equal(first[0], second[0])
+    for a, b in zip(first[1], second[1], strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("precomputed", [False, True])
+def test_triton_double_backward(triton_mode, precomputed):
+    """The backward is built from the op itself and an SDDMM op, so it differentiates again."""
+    values, src, dst, num_dst = make_toy("no_edges_to_some_dst")
+    values = values[:, :2].contiguous().requires_grad_()
+    weight = make_weight(src, values.dtype).requires_grad_()
+    csc = csc_index(src, dst, values.size(0), num_dst) if precomputed else None
+
+    def fn(v, w):
+        return weighted_aggregate(v, src, dst, w, num_dst, csc=csc)
+
+    grad_out = torch.randn(num_dst, 2, dtype=torch.float64, requires_grad=True)
+    grads = torch.autograd.grad(fn(values, weight), (values, weight), grad_out,
+                                create_graph=True)
+    second = torch.autograd.grad(sum((g * g).sum() for g in grads), (values, weight, grad_out))
+    v2, w2, g2 = (t.detach().clone().requires_grad_() for t in (values, weight, grad_out))
+    grads_ref = torch.autograd.grad(dense_reference(v2, src, dst, w2, num_dst), (v2, w2), g2,
+                                    create_graph=True)
+    second_ref = torch.autograd.grad(sum((g * g).sum() for g in grads_ref), (v2, w2, g2))
+    for got, want in zip(second, second_ref, strict=True):
+        assert_close_verbose(got, want.detach(), torch.float64)
+
+
+def test_triton_opcheck_with_csc(triton_mode):
+    values, src, dst, num_dst = make_toy("no_edges_to_some_dst", dtype=torch.float32)
+    weight = make_weight(src, values.dtype)
+    csc = tuple(csc_index(src, dst, values.size(0), num_dst))
+    torch.library.opcheck(_weighted_aggregate, (values.clone().requires_grad_(), src, dst,
+                                                weight.clone().requires_grad_(), num_dst, *csc))
+    grad_out = torch.randn(num_dst, values.size(1))
+    torch.library.opcheck(_edge_dot, (grad_out, values, src, dst, *csc))
+
+
+def test_csc_of_another_graph_is_rejected(inputs):
+    values, src, dst, weight, num_dst = inputs
+    with pytest.raises(ShapeError, match="csc.src_ptr must have shape"):
+        weighted_aggregate(values, src, dst, weight, num_dst,
+                           csc=csc_index(src, dst, values.size(0) + 1, num_dst))
+    with pytest.raises(DTypeError, match="csc.dst_perm must be a torch.long"):
+        csc = csc_index(src, dst, values.size(0), num_dst)
+        weighted_aggregate(values, src, dst, weight, num_dst,
+                           csc=csc._replace(dst_perm=csc.dst_perm.int()))
+
+
+# --------------------------------------------------------------------------- CPU CSR route
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_csr_route_matches_dense_reference(case, weighted, dtype):
+    """On the CPU a precomputed index routes through torch.sparse.mm: same numbers."""
+    values, src, dst, num_dst = make_case(case, dtype=dtype)
+    values = values.requires_grad_()
+    weight = make_weight(src, dtype).requires_grad_() if weighted else None
+    csc = csc_index(src, dst, values.size(0), num_dst)
+    out = weighted_aggregate(values, src, dst, weight, num_dst, csc=csc)
+    expected = dense_reference(values.detach().double(), src, dst,
+                               None if weight is None else weight.detach().double(), num_dst)
+    assert out.dtype == dtype
+    assert_close_verbose(out.detach(), expected, dtype)
+    if out.numel():
+        g = torch.randn_like(out)
+        grads = torch.autograd.grad(out, [t for t in (values, weight) if t is not None], g)
+        ref_inputs = [values.detach().clone().requires_grad_()]
+        if weight is not None:
+            ref_inputs.append(weight.detach().clone().requires_grad_())
+        ref = reference(ref_inputs[0], src, dst, ref_inputs[1] if weighted else None, num_dst)
+        ref_grads = torch.autograd.grad(ref, ref_inputs, g, allow_unused=True)
+        for a, b in zip(grads, ref_grads, strict=True):
+            if b is not None:
+                assert_close_verbose(a.detach(), b.detach().double(), dtype)
+
+
+def test_csr_route_gradcheck():
+    values, src, dst, num_dst = make_case("duplicates")
+    weight = make_weight(src, values.dtype)
+    csc = csc_index(src, dst, values.size(0), num_dst)
+    torch.autograd.gradcheck(
+        lambda v, w: weighted_aggregate(v, src, dst, w, num_dst, csc=csc),
+        (values.requires_grad_(), weight.requires_grad_()))
