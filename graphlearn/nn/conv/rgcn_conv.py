@@ -42,7 +42,7 @@ version of ``edge_index`` and ``edge_type``.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -51,7 +51,13 @@ from torch_geometric.nn.inits import glorot, zeros
 
 from graphlearn.data.validation import check_edge_index, check_node_features, value_checks_enabled
 from graphlearn.errors import DTypeError, IndexOutOfRangeError, InvalidArgumentError, ShapeError
-from graphlearn.kernels import gather_scatter_matmul, type_ptr, weighted_aggregate
+from graphlearn.kernels import (
+    CSCIndex,
+    csc_index,
+    gather_scatter_matmul,
+    type_ptr,
+    weighted_aggregate,
+)
 
 __all__ = ["RGCNConv", "RelationalPlan", "choose_strategy", "relational_plan"]
 
@@ -59,11 +65,13 @@ _CALLER = "RGCNConv"
 STRATEGIES = ("auto", "compact", "reorder", "fused")
 
 
-class RelationalPlan(NamedTuple):
+@dataclass
+class RelationalPlan:
     """Graph structure a relational layer needs, computed once per graph.
 
     Pairs are sorted by relation (so ``*_ptr`` are CSR pointers over relations) and, within
-    a relation, by node id.
+    a relation, by node id. :meth:`traversal` adds, on first use, the edge orders
+    (:func:`graphlearn.kernels.csc_index`) of each traversal a strategy runs.
     """
 
     src: Tensor  # (E,) source of each edge
@@ -78,6 +86,30 @@ class RelationalPlan(NamedTuple):
     edge_dst_pair: Tensor  # (E,) the (destination, relation) pair of each edge
     edge_order: Tensor  # (E,) edges sorted by relation (for the fused strategy)
     edge_ptr: Tensor  # (R + 1,)
+    num_relations: int = 1
+    num_src: int = 0
+    num_dst: int = 0
+    _traversals: dict = field(default_factory=dict, repr=False)
+
+    def traversal(self, kind: str) -> tuple[Tensor, Tensor, int, int, CSCIndex]:
+        """``(src, dst, num_src, num_dst, csc)`` of the traversal a strategy runs.
+
+        ``"featureless"``: rows ``r * num_src + j`` of the flattened relation weights
+        ``(R * num_src, out)`` into destinations; ``"compact"``: (source, relation) pair rows
+        into destinations; ``"reorder"``: source rows into (destination, relation) pairs.
+        """
+        if kind not in self._traversals:
+            if kind == "featureless":
+                src, dst = self.edge_type * self.num_src + self.src, self.dst
+                n_src, n_dst = self.num_relations * self.num_src, self.num_dst
+            elif kind == "compact":
+                src, dst = self.edge_src_pair, self.dst
+                n_src, n_dst = self.src_pair_node.numel(), self.num_dst
+            else:
+                src, dst = self.src, self.edge_dst_pair
+                n_src, n_dst = self.num_src, self.dst_pair_node.numel()
+            self._traversals[kind] = (src, dst, n_src, n_dst, csc_index(src, dst, n_src, n_dst))
+        return self._traversals[kind]
 
 
 def relational_plan(edge_index: Tensor, edge_type: Tensor, num_relations: int,
@@ -103,6 +135,9 @@ def relational_plan(edge_index: Tensor, edge_type: Tensor, num_relations: int,
         edge_dst_pair=edge_dst_pair,
         edge_order=edge_order,
         edge_ptr=type_ptr(sorted_type, num_relations),
+        num_relations=num_relations,
+        num_src=num_src,
+        num_dst=num_dst,
     )
 
 
@@ -207,10 +242,15 @@ class RGCNConv(torch.nn.Module):
 
     def plan(self, edge_index: Tensor, edge_type: Tensor, num_src: int,
              num_dst: int) -> RelationalPlan:
-        """The cached :class:`RelationalPlan` of this graph (recomputed when it changes)."""
+        """The cached :class:`RelationalPlan` of this graph (recomputed when it changes).
+
+        The graph's values (id ranges) are validated when its plan is built, so a full-batch
+        model pays for the check once, not on every forward pass.
+        """
         key = (edge_index.data_ptr(), edge_index._version, tuple(edge_index.shape),
                edge_type.data_ptr(), edge_type._version, num_src, num_dst, edge_index.device)
         if self._plan_key != key:
+            self._check_graph(edge_index, edge_type, num_src, num_dst)
             self._plan = relational_plan(edge_index, edge_type, self.num_relations, num_src,
                                          num_dst, self.aggr)
             self._plan_key = key
@@ -225,16 +265,9 @@ class RGCNConv(torch.nn.Module):
 
     # ------------------------------------------------------------------ forward
 
-    def _check(self, x_l, x_r, edge_index, edge_type, num_src, num_dst) -> None:
-        if edge_type is None:
-            raise InvalidArgumentError(f"{_CALLER}: edge_type is required (one relation id per edge)")
+    def _check_graph(self, edge_index, edge_type, num_src, num_dst) -> None:
         check_edge_index(edge_index, num_nodes=(num_src, num_dst),
                          ensure_in_range=value_checks_enabled(edge_index), caller=_CALLER)
-        if not isinstance(edge_type, Tensor) or edge_type.dtype != torch.long or edge_type.shape != (edge_index.size(1),):
-            raise ShapeError(
-                f"{_CALLER}: edge_type must be a long tensor of shape ({edge_index.size(1)},), got "
-                f"{edge_type.dtype} {tuple(edge_type.shape)}"
-            )
         if value_checks_enabled(edge_type) and edge_type.numel():
             lo, hi = int(edge_type.min()), int(edge_type.max())
             if lo < 0 or hi >= self.num_relations:
@@ -243,6 +276,20 @@ class RGCNConv(torch.nn.Module):
                     f"[0, {self.num_relations}); set num_relations to the number of relations "
                     f"of the graph (with inverse relations counted)"
                 )
+
+
+    def _check(self, x_l, x_r, edge_index, edge_type) -> None:
+        if edge_type is None:
+            raise InvalidArgumentError(f"{_CALLER}: edge_type is required (one relation id per edge)")
+        check_edge_index(edge_index, ensure_in_range=False, caller=_CALLER)
+        if (not isinstance(edge_type, Tensor) or edge_type.dtype != torch.long
+                or edge_type.shape != (edge_index.size(1),)):
+            got = (f"{edge_type.dtype} {tuple(edge_type.shape)}" if isinstance(edge_type, Tensor)
+                   else type(edge_type).__name__)
+            raise ShapeError(
+                f"{_CALLER}: edge_type must be a long tensor of shape ({edge_index.size(1)},), got "
+                f"{got}"
+            )
         for name, t in (("x", x_l), ("x_dst", x_r)):
             if t is not None and t.is_floating_point():
                 check_node_features(t, caller=_CALLER, input_name=name)
@@ -275,7 +322,7 @@ class RGCNConv(torch.nn.Module):
             num_dst = in_r if isinstance(x, tuple) or x_l is None else num_src
         else:
             num_dst = x_r.size(0)
-        self._check(x_l, x_r, edge_index, edge_type, num_src, num_dst)
+        self._check(x_l, x_r, edge_index, edge_type)
         plan = self.plan(edge_index, edge_type, num_src, num_dst)
         dtype = x_l.dtype if x_l is not None and x_l.is_floating_point() else self.weight.dtype
 
@@ -298,11 +345,13 @@ class RGCNConv(torch.nn.Module):
     def _featureless(self, ids: Tensor | None, plan: RelationalPlan, num_dst: int,
                      dtype: torch.dtype) -> Tensor:
         # Row j of W_r is x_j W_r for one-hot x: aggregate rows of W.view(R * N, out).
-        weight = self.relation_weight()
-        rows = plan.src if ids is None else ids.index_select(0, plan.src)
-        flat = weight.reshape(-1, self.out_channels)
-        index = plan.edge_type * weight.size(1) + rows
-        return weighted_aggregate(flat, index, plan.dst, plan.norm.to(dtype), num_dst)
+        flat = self.relation_weight().reshape(-1, self.out_channels)
+        norm = plan.norm.to(dtype)
+        if ids is None:
+            src, dst, _, _, csc = plan.traversal("featureless")
+            return weighted_aggregate(flat, src, dst, norm, num_dst, csc=csc)
+        index = plan.edge_type * self.in_channels_l + ids.index_select(0, plan.src)
+        return weighted_aggregate(flat, index, plan.dst, norm, num_dst)
 
     def _typed(self, x: Tensor, plan: RelationalPlan, num_dst: int) -> Tensor:
         strategy = self.strategy
@@ -315,10 +364,11 @@ class RGCNConv(torch.nn.Module):
         norm = plan.norm.to(x.dtype)
         if strategy == "compact":
             h = gather_scatter_matmul(x, weight, plan.src_pair_ptr, plan.src_pair_node)
-            return weighted_aggregate(h, plan.edge_src_pair, plan.dst, norm, num_dst)
+            src, dst, _, _, csc = plan.traversal("compact")
+            return weighted_aggregate(h, src, dst, norm, num_dst, csc=csc)
         if strategy == "reorder":
-            agg = weighted_aggregate(x, plan.src, plan.edge_dst_pair, norm,
-                                     plan.dst_pair_node.numel())
+            src, dst, _, n_pairs, csc = plan.traversal("reorder")
+            agg = weighted_aggregate(x, src, dst, norm, n_pairs, csc=csc)
             return gather_scatter_matmul(agg, weight, plan.dst_pair_ptr, None,
                                          plan.dst_pair_node, num_dst)
         order = plan.edge_order  # fused: one GEMM over the edges, scattered into dst
@@ -351,9 +401,11 @@ class RGCNConv(torch.nn.Module):
             ptr, pair_b, node_b = expand(plan.src_pair_ptr, plan.src_pair_node)
             h = gather_scatter_matmul(x.reshape(-1, in_b), w, ptr, node_b, pair_b,
                                       plan.src_pair_node.numel() * num_blocks)
-            return weighted_aggregate(h.view(-1, self.out_channels), plan.edge_src_pair,
-                                      plan.dst, norm, num_dst)
-        agg = weighted_aggregate(x, plan.src, plan.edge_dst_pair, norm, plan.dst_pair_node.numel())
+            src, dst, _, _, csc = plan.traversal("compact")
+            return weighted_aggregate(h.view(-1, self.out_channels), src, dst, norm, num_dst,
+                                      csc=csc)
+        src, dst, _, n_pairs, csc = plan.traversal("reorder")
+        agg = weighted_aggregate(x, src, dst, norm, n_pairs, csc=csc)
         ptr, pair_b, node_b = expand(plan.dst_pair_ptr, plan.dst_pair_node)
         out = gather_scatter_matmul(agg.reshape(-1, in_b), w, ptr, pair_b, node_b,
                                     num_dst * num_blocks)
