@@ -13,7 +13,7 @@ env_dir="${DGL_ENV:-/tmp/graphlearn-dgl-env}"
 graphs="${RGNN_GRAPHS:-/tmp/graphlearn-rgnn-graphs}"
 if [ ! -x "$env_dir/bin/python" ] || ! "$env_dir/bin/python" -c "import dgl" 2>/dev/null; then
   python3 -m venv "$env_dir"
-  "$env_dir/bin/pip" install -q "torch==2.2.1" "dgl==2.1.0" "torchdata==0.7.1" "numpy<2" \
+  "$env_dir/bin/pip" install -q "torch==2.2.1" "dgl==2.1.0" "torchdata==0.7.1" "numpy<2" pandas \
     pydantic pyyaml
 fi
 # export the benchmark graphs from graphlearn's environment (the caller's python)

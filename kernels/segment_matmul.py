@@ -23,6 +23,14 @@ Shapes:
     - ``gather_index``, ``scatter_index``, ``scale``: ``(M,)`` or ``None``
 
 Half-precision inputs accumulate in float32 and the output is cast back.
+
+Implementations: the ``reference_*`` functions here (plain PyTorch, one dense matmul per
+type; the oracle and the CPU path) and the Triton kernels of
+:mod:`graphlearn.kernels.triton_gemm` (forward, ``d x``, ``d weight`` and ``d scale``;
+CUDA in ``auto`` mode, or ``GRAPHLEARN_KERNELS=triton``). The Triton path never reads
+``ptr`` on the host, so it does not synchronise with the device; its scattered forward and
+``d x`` with a ``gather_index`` add rows with atomics, so those are not bitwise
+deterministic on the GPU (``d weight`` and ``d scale`` are).
 """
 
 from __future__ import annotations
@@ -30,13 +38,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from graphlearn.errors import DeviceError, DTypeError, ShapeError
+from graphlearn.errors import DeviceError, DTypeError, IndexOutOfRangeError, ShapeError
 
 from ._dispatch import use_triton
 
 __all__ = [
     "gather_scatter_matmul",
     "reference_gather_scatter_matmul",
+    "reference_gather_scatter_matmul_backward",
     "reference_segment_matmul",
     "segment_matmul",
     "type_ptr",
@@ -93,35 +102,107 @@ def reference_segment_matmul(x: Tensor, ptr: Tensor, weight: Tensor) -> Tensor:
     return reference_gather_scatter_matmul(x, weight, ptr)
 
 
+def reference_gather_scatter_matmul_backward(
+    grad_out: Tensor,
+    x: Tensor,
+    weight: Tensor,
+    ptr: Tensor,
+    gather_index: Tensor | None = None,
+    scatter_index: Tensor | None = None,
+    scale: Tensor | None = None,
+    *,
+    needs_x: bool = True,
+    needs_weight: bool = True,
+    needs_scale: bool = True,
+) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    r"""Plain-PyTorch gradients of :func:`reference_gather_scatter_matmul`.
+
+    With :math:`\mathbf{g}_m = \partial L / \partial \mathbf{out}_{s(m)}`:
+
+    .. math::
+        \partial \mathbf{x}_{g(m)} \mathrel{+}= c_m \mathbf{g}_m \mathbf{W}_{t(m)}^\top, \quad
+        \partial \mathbf{W}_t = \sum_{m:\,t(m)=t} \mathbf{x}_{g(m)}^\top c_m \mathbf{g}_m, \quad
+        \partial c_m = \langle \mathbf{x}_{g(m)} \mathbf{W}_{t(m)}, \mathbf{g}_m \rangle .
+
+    Returns ``(d_x, d_weight, d_scale)``; an entry is ``None`` when not asked for (or, for
+    ``d_scale``, when ``scale`` is ``None``). One loop over types, fp32 accumulation.
+    """
+    acc = _acc_dtype(x.dtype)
+    g = grad_out if scatter_index is None else grad_out.index_select(0, scatter_index)
+    g = g.to(acc)
+    g_scaled = g if scale is None else g * scale.to(acc).unsqueeze(-1)
+    rows = (x if gather_index is None else x.index_select(0, gather_index)).to(acc)
+    w = weight.to(acc)
+    num_rows, k, n = rows.size(0), weight.size(1), weight.size(2)
+    needs_scale = needs_scale and scale is not None
+    # Not differentiated itself, so each type's product is written in place (out=); every
+    # row belongs to one type, and only empty types' d_w needs the zeros.
+    u = torch.empty((num_rows, k), dtype=acc, device=x.device) if needs_x else None
+    d_w = torch.zeros(weight.shape, dtype=acc, device=x.device) if needs_weight else None
+    y = torch.empty((num_rows, n), dtype=acc, device=x.device) if needs_scale else None
+    bounds = ptr.tolist()
+    for t in range(weight.size(0)):
+        lo, hi = bounds[t], bounds[t + 1]
+        if hi == lo:
+            continue
+        if u is not None:
+            torch.mm(g_scaled[lo:hi], w[t].t(), out=u[lo:hi])
+        if d_w is not None:
+            torch.mm(rows[lo:hi].t(), g_scaled[lo:hi], out=d_w[t])
+        if y is not None:
+            torch.mm(rows[lo:hi], w[t], out=y[lo:hi])
+    d_x = None
+    if u is not None:
+        if gather_index is not None:
+            u = torch.zeros((x.size(0), k), dtype=acc, device=x.device).index_add_(
+                0, gather_index, u)
+        d_x = u.to(x.dtype)
+    d_scale = y.mul_(g).sum(-1).to(scale.dtype) if y is not None else None
+    return d_x, (d_w.to(weight.dtype) if d_w is not None else None), d_scale
+
+
 # ----------------------------------------------------------------------------- checks
 
 
 def _check(op, x, weight, ptr, gather_index, scatter_index, num_out, scale) -> int:
+    """Validate the inputs of one call; returns the number of rows ``M``.
+
+    Dtypes, shapes and devices are checked always. Values (``ptr`` monotone and ending at
+    ``M``, indices in range) are checked only on CPU outside ``torch.compile``: on CUDA that
+    check would synchronise with the device, and under compile it would break the graph.
+    """
     if not x.is_floating_point() or x.dtype != weight.dtype:
         raise DTypeError(
-            f"{op}: x ({x.dtype}) and weight ({weight.dtype}) must share one floating-point dtype"
+            f"{op}: x ({x.dtype}) and weight ({weight.dtype}) must share one floating-point "
+            f"dtype; cast one of them, e.g. weight.to(x.dtype)"
         )
+    if scale is not None and not scale.is_floating_point():
+        raise DTypeError(f"{op}: scale must be floating point, got {scale.dtype}")
+    for name, t in (("ptr", ptr), ("gather_index", gather_index),
+                    ("scatter_index", scatter_index)):
+        if t is not None and t.dtype != torch.long:
+            raise DTypeError(f"{op}: {name} must be torch.long, got {t.dtype}; use {name}.long()")
     if x.dim() != 2 or weight.dim() != 3 or x.size(1) != weight.size(1):
         raise ShapeError(
             f"{op}: expected x (N, in) and weight (T, in, out) with the same in, got "
             f"{tuple(x.shape)} and {tuple(weight.shape)}"
         )
-    if ptr.dtype != torch.long or ptr.shape != (weight.size(0) + 1,):
+    if ptr.shape != (weight.size(0) + 1,):
         raise ShapeError(
-            f"{op}: ptr must be a long tensor of shape (T + 1,) = ({weight.size(0) + 1},), got "
-            f"{ptr.dtype} {tuple(ptr.shape)}"
+            f"{op}: ptr must have shape (T + 1,) = ({weight.size(0) + 1},) for weight "
+            f"{tuple(weight.shape)}, got {tuple(ptr.shape)}"
         )
     num_rows = gather_index.numel() if gather_index is not None else x.size(0)
-    for name, t in (("gather_index", gather_index), ("scatter_index", scatter_index)):
-        if t is not None and (t.dtype != torch.long or t.shape != (num_rows,)):
+    for name, t in (("gather_index", gather_index), ("scatter_index", scatter_index),
+                    ("scale", scale)):
+        if t is not None and t.shape != (num_rows,):
             raise ShapeError(
-                f"{op}: {name} must be a long tensor of shape ({num_rows},), got {t.dtype} "
+                f"{op}: {name} must have shape ({num_rows},) (one entry per row"
+                f"{' of gather_index' if gather_index is not None else ' of x'}), got "
                 f"{tuple(t.shape)}"
             )
-    if scale is not None and scale.shape != (num_rows,):
-        raise ShapeError(f"{op}: scale must have shape ({num_rows},), got {tuple(scale.shape)}")
     if scatter_index is not None and (num_out is None or num_out < 0):
-        raise ShapeError(f"{op}: scatter_index needs num_out >= 0, got {num_out}")
+        raise ShapeError(f"{op}: scatter_index needs num_out >= 0 output rows, got {num_out}")
     for name, t in (("weight", weight), ("ptr", ptr), ("gather_index", gather_index),
                     ("scatter_index", scatter_index), ("scale", scale)):
         if t is not None and t.device != x.device:
@@ -129,11 +210,19 @@ def _check(op, x, weight, ptr, gather_index, scatter_index, num_out, scale) -> i
                 f"{op}: {name} is on {t.device} but x is on {x.device}; move all inputs to one "
                 f"device"
             )
-    if not x.is_cuda:  # a host-side check costs nothing here; on CUDA it would sync
-        if ptr[0].item() != 0 or ptr[-1].item() != num_rows or bool((ptr.diff() < 0).any()):
-            raise ShapeError(
-                f"{op}: ptr must start at 0, be non-decreasing and end at the number of rows "
-                f"({num_rows}); got {ptr.tolist()[:8]}{'...' if ptr.numel() > 8 else ''}"
+    if x.is_cuda or x.device.type == "meta" or torch.compiler.is_compiling():
+        return num_rows
+    if ptr[0].item() != 0 or ptr[-1].item() != num_rows or bool((ptr.diff() < 0).any()):
+        raise ShapeError(
+            f"{op}: ptr must start at 0, be non-decreasing and end at the number of rows "
+            f"({num_rows}); got {ptr.tolist()[:8]}{'...' if ptr.numel() > 8 else ''}"
+        )
+    for name, t, bound in (("gather_index", gather_index, x.size(0)),
+                           ("scatter_index", scatter_index, num_out)):
+        if t is not None and t.numel() and (t.min().item() < 0 or t.max().item() >= bound):
+            raise IndexOutOfRangeError(
+                f"{op}: {name} must lie in [0, {bound}), got values in "
+                f"[{t.min().item()}, {t.max().item()}]"
             )
     return num_rows
 
@@ -151,7 +240,12 @@ def _gather_scatter_matmul(
     num_out: int,
     scale: Tensor | None,
 ) -> Tensor:
-    use_triton(GATHER_SCATTER_OP, x, has_triton=False)
+    if use_triton(GATHER_SCATTER_OP, x, has_triton=True):
+        from .triton_gemm import gather_scatter_matmul_forward
+
+        return gather_scatter_matmul_forward(
+            x, weight, ptr, gather_index, scatter_index, num_out, scale
+        )
     return reference_gather_scatter_matmul(
         x, weight, ptr, gather_index, scatter_index, num_out, scale
     )
@@ -165,42 +259,61 @@ def _(x, weight, ptr, gather_index, scatter_index, num_out, scale):
     return x.new_empty((num_out, weight.size(2)))
 
 
+@torch.library.custom_op(GATHER_SCATTER_OP + "_backward", mutates_args=())
+def _gather_scatter_matmul_backward(
+    grad_out: Tensor,
+    x: Tensor,
+    weight: Tensor,
+    ptr: Tensor,
+    gather_index: Tensor | None,
+    scatter_index: Tensor | None,
+    scale: Tensor | None,
+    needs_x: bool,
+    needs_weight: bool,
+    needs_scale: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
+    if use_triton(GATHER_SCATTER_OP, x, has_triton=True):
+        from .triton_gemm import gather_scatter_matmul_backward as backward
+    else:
+        backward = reference_gather_scatter_matmul_backward
+    d_x, d_w, d_scale = backward(
+        grad_out, x, weight, ptr, gather_index, scatter_index, scale,
+        needs_x=needs_x, needs_weight=needs_weight, needs_scale=needs_scale,
+    )
+    # custom ops cannot return None: an empty tensor stands for "not computed".
+    return (
+        d_x if d_x is not None else x.new_empty(0),
+        d_w if d_w is not None else weight.new_empty(0),
+        d_scale if d_scale is not None else x.new_empty(0),
+    )
+
+
+@_gather_scatter_matmul_backward.register_fake
+def _(grad_out, x, weight, ptr, gather_index, scatter_index, scale, needs_x, needs_weight,
+      needs_scale):
+    d_x = x.new_empty(x.shape) if needs_x else x.new_empty(0)
+    d_w = weight.new_empty(weight.shape) if needs_weight else weight.new_empty(0)
+    d_scale = scale.new_empty(scale.shape) if (needs_scale and scale is not None) \
+        else x.new_empty(0)
+    return d_x, d_w, d_scale
+
+
 def _setup_context(ctx, inputs, output):
     x, weight, ptr, gather_index, scatter_index, num_out, scale = inputs
-    ctx.num_x = x.size(0)
+    ctx.has_scale = scale is not None
     ctx.save_for_backward(x, weight, ptr, gather_index, scatter_index, scale)
 
 
 def _backward(ctx, grad_out):
     x, weight, ptr, gather_index, scatter_index, scale = ctx.saved_tensors
-    # Reference backward, expressed with the forward op itself so a Triton forward is
-    # reused: dX = scatter_g( c * g_s @ W^T ) and dW_t = sum_m x_g^T (c * g_s).
-    acc = _acc_dtype(x.dtype)
-    g = grad_out if scatter_index is None else grad_out.index_select(0, scatter_index)
-    if scale is not None:
-        g = g * scale.unsqueeze(-1).to(g.dtype)
-    d_x = d_w = d_scale = None
-    if ctx.needs_input_grad[0]:
-        d_x = _gather_scatter_matmul(
-            g.contiguous(), weight.transpose(1, 2).contiguous(), ptr, None, gather_index,
-            ctx.num_x, None,
-        ) if gather_index is not None else _gather_scatter_matmul(
-            g.contiguous(), weight.transpose(1, 2).contiguous(), ptr, None, None, 0, None
-        )
-    rows = x if gather_index is None else x.index_select(0, gather_index)
-    if ctx.needs_input_grad[1]:
-        d_w = torch.zeros_like(weight, dtype=acc)
-        bounds = ptr.tolist()
-        for t in range(weight.size(0)):
-            lo, hi = bounds[t], bounds[t + 1]
-            if hi > lo:
-                d_w[t] = rows[lo:hi].to(acc).t() @ g[lo:hi].to(acc)
-        d_w = d_w.to(weight.dtype)
-    if scale is not None and ctx.needs_input_grad[6]:
-        g_raw = grad_out if scatter_index is None else grad_out.index_select(0, scatter_index)
-        y = reference_gather_scatter_matmul(x, weight, ptr, gather_index)
-        d_scale = (y.to(acc) * g_raw.to(acc)).sum(-1).to(scale.dtype)
-    return d_x, d_w, None, None, None, None, d_scale
+    needs_x, needs_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+    needs_scale = ctx.has_scale and ctx.needs_input_grad[6]
+    d_x, d_w, d_scale = _gather_scatter_matmul_backward(
+        grad_out, x, weight, ptr, gather_index, scatter_index, scale,
+        needs_x, needs_weight, needs_scale,
+    )
+    return (d_x if needs_x else None, d_w if needs_weight else None, None, None, None, None,
+            d_scale if needs_scale else None)
 
 
 _gather_scatter_matmul.register_autograd(_backward, setup_context=_setup_context)
@@ -218,10 +331,28 @@ def gather_scatter_matmul(
     num_out: int | None = None,
     scale: Tensor | None = None,
 ) -> Tensor:
-    """Typed linear transform of gathered rows, optionally scatter-added into ``num_out`` rows.
+    r"""Typed linear transform of gathered rows, optionally scatter-added into ``num_out`` rows.
 
-    See the module docstring for the formula and shapes. Differentiable in ``x``, ``weight``
-    and ``scale``; registered as ``torch.ops.graphlearn.gather_scatter_matmul``.
+    .. math:: \mathbf{out}_{s(m)} \mathrel{+}= c_m \, \mathbf{x}_{g(m)} \mathbf{W}_{t(m)}
+
+    Args:
+        x (Tensor): Input rows ``(N, in)``.
+        weight (Tensor): One matrix per type ``(T, in, out)``, same dtype as ``x``.
+        ptr (Tensor): CSR pointer ``(T + 1,)``, long, over the ``M`` rows (pairs), which
+            must be sorted by type; see :func:`type_ptr`.
+        gather_index (Tensor, optional): ``(M,)`` long; row ``m`` reads ``x[gather_index[m]]``.
+            (default: :obj:`None`, ``M = N`` and row ``m`` reads ``x[m]``)
+        scatter_index (Tensor, optional): ``(M,)`` long; row ``m`` is added to output row
+            ``scatter_index[m]``. (default: :obj:`None`, one output row per ``m``)
+        num_out (int, optional): Number of output rows; required with ``scatter_index``.
+        scale (Tensor, optional): ``(M,)`` per-row multiplier ``c`` (e.g. a ``1 / |N_r(i)|``
+            normalisation). (default: :obj:`None`)
+
+    Returns:
+        Tensor: ``(M, out)``, or ``(num_out, out)`` with ``scatter_index``; dtype of ``x``.
+
+    Differentiable in ``x``, ``weight`` and ``scale``; registered as
+    ``torch.ops.graphlearn.gather_scatter_matmul`` so it runs under ``torch.compile``.
     """
     _check(GATHER_SCATTER_OP, x, weight, ptr, gather_index, scatter_index, num_out, scale)
     return _gather_scatter_matmul(
@@ -230,7 +361,16 @@ def gather_scatter_matmul(
 
 
 def segment_matmul(x: Tensor, ptr: Tensor, weight: Tensor) -> Tensor:
-    """``out[ptr[t]:ptr[t+1]] = x[ptr[t]:ptr[t+1]] @ weight[t]`` (pyg-lib's contract)."""
+    """``out[ptr[t]:ptr[t+1]] = x[ptr[t]:ptr[t+1]] @ weight[t]`` (pyg-lib's contract).
+
+    Args:
+        x (Tensor): ``(M, in)``, rows sorted by type.
+        ptr (Tensor): ``(T + 1,)`` long CSR pointer; a host ``ptr`` is moved to ``x``'s device.
+        weight (Tensor): ``(T, in, out)``, same dtype as ``x``.
+
+    Returns:
+        Tensor: ``(M, out)`` in the dtype of ``x``.
+    """
     if ptr.device != x.device:  # pyg-lib accepts a host ptr; move it once
         ptr = ptr.to(x.device)
     _check(SEGMENT_OP, x, weight, ptr, None, None, None, None)
