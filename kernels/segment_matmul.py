@@ -60,14 +60,55 @@ def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def type_ptr(sorted_type: Tensor, num_types: int) -> Tensor:
-    """CSR pointer ``(num_types + 1,)`` of a type vector already sorted ascending."""
-    counts = torch.bincount(sorted_type, minlength=num_types)
-    ptr = torch.zeros(num_types + 1, dtype=torch.long, device=sorted_type.device)
-    torch.cumsum(counts, 0, out=ptr[1:])
-    return ptr
+    """CSR pointer ``(num_types + 1,)`` of a type vector already sorted ascending.
+
+    A ``searchsorted`` of the type ids into the sorted vector: no host synchronisation on
+    CUDA (``bincount`` would read the maximum back).
+    """
+    bounds = torch.arange(num_types + 1, dtype=sorted_type.dtype, device=sorted_type.device)
+    return torch.searchsorted(sorted_type, bounds)
 
 
 # ----------------------------------------------------------------------------- references
+
+# Many types with few rows each (R-GCN over hundreds of relations) make the per-type loop
+# a long series of tiny GEMMs whose call overhead dominates. The tiled route cuts every
+# type's rows into tiles of ``block`` rows (the Triton kernel's tiling, in torch ops), pads
+# the last tile of each type, and runs all tiles as ONE batched GEMM against a per-tile
+# copy of the weight; dW is one batched GEMM plus a sum over each type's tiles. It is used
+# when the per-tile weight copies stay small.
+_TILED_MIN_TYPES = 8
+_TILED_MAX_WEIGHT_BYTES = 64 * 2**20
+
+
+def _tile_plan(ptr: Tensor, num_rows: int) -> tuple[int, Tensor, Tensor, int]:
+    """``(block, tile_type, slot, num_tiles)``: row ``m`` lives at padded slot ``slot[m]``."""
+    num_types = ptr.numel() - 1
+    counts = ptr.diff()
+    avg = max(1, num_rows // max(1, int((counts > 0).sum())))
+    block = 1 << max(4, min(7, (avg - 1).bit_length()))  # 16 .. 128 rows per tile
+    tiles = (counts + block - 1) // block
+    first_tile = torch.cumsum(tiles, 0) - tiles
+    types = torch.arange(num_types, device=ptr.device)
+    tile_type = torch.repeat_interleave(types, tiles)
+    row_type = torch.repeat_interleave(types, counts, output_size=num_rows)
+    local = torch.arange(num_rows, device=ptr.device) - ptr[row_type]
+    slot = (first_tile[row_type] + local // block) * block + local % block
+    return block, tile_type, slot, int(tile_type.numel())
+
+
+def _use_tiles(x: Tensor, weight: Tensor, num_rows: int) -> bool:
+    num_types, k, n = weight.shape
+    if x.is_cuda or num_types < _TILED_MIN_TYPES or num_rows == 0:
+        return False
+    max_tiles = num_rows // 16 + num_types
+    return max_tiles * k * n * 4 <= _TILED_MAX_WEIGHT_BYTES
+
+
+def _pad_rows(rows: Tensor, slot: Tensor, num_tiles: int, block: int) -> Tensor:
+    padded = rows.new_zeros((num_tiles * block, rows.size(1)))
+    return padded.index_copy_(0, slot, rows).view(num_tiles, block, rows.size(1))
+
 
 
 def reference_gather_scatter_matmul(
@@ -83,12 +124,18 @@ def reference_gather_scatter_matmul(
     acc = _acc_dtype(x.dtype)
     rows = x if gather_index is None else x.index_select(0, gather_index)
     num_rows = rows.size(0)
-    y = torch.zeros((num_rows, weight.size(2)), dtype=acc, device=x.device)
-    bounds = ptr.tolist()
-    for t in range(weight.size(0)):
-        lo, hi = bounds[t], bounds[t + 1]
-        if hi > lo:
-            y[lo:hi] = rows[lo:hi].to(acc) @ weight[t].to(acc)
+    if _use_tiles(x, weight, num_rows):
+        block, tile_type, slot, num_tiles = _tile_plan(ptr, num_rows)
+        tiles = _pad_rows(rows.to(acc), slot, num_tiles, block)
+        y_tiles = torch.bmm(tiles, weight.to(acc).index_select(0, tile_type))
+        y = y_tiles.view(-1, weight.size(2)).index_select(0, slot)
+    else:
+        y = torch.zeros((num_rows, weight.size(2)), dtype=acc, device=x.device)
+        bounds = ptr.tolist()
+        for t in range(weight.size(0)):
+            lo, hi = bounds[t], bounds[t + 1]
+            if hi > lo:
+                y[lo:hi] = rows[lo:hi].to(acc) @ weight[t].to(acc)
     if scale is not None:
         y = y * scale.to(acc).unsqueeze(-1)
     if scatter_index is None:
@@ -137,20 +184,35 @@ def reference_gather_scatter_matmul_backward(
     needs_scale = needs_scale and scale is not None
     # Not differentiated itself, so each type's product is written in place (out=); every
     # row belongs to one type, and only empty types' d_w needs the zeros.
-    u = torch.empty((num_rows, k), dtype=acc, device=x.device) if needs_x else None
-    d_w = torch.zeros(weight.shape, dtype=acc, device=x.device) if needs_weight else None
-    y = torch.empty((num_rows, n), dtype=acc, device=x.device) if needs_scale else None
-    bounds = ptr.tolist()
-    for t in range(weight.size(0)):
-        lo, hi = bounds[t], bounds[t + 1]
-        if hi == lo:
-            continue
-        if u is not None:
-            torch.mm(g_scaled[lo:hi], w[t].t(), out=u[lo:hi])
-        if d_w is not None:
-            torch.mm(rows[lo:hi].t(), g_scaled[lo:hi], out=d_w[t])
-        if y is not None:
-            torch.mm(rows[lo:hi], w[t], out=y[lo:hi])
+    u = d_w = y = None
+    if _use_tiles(x, weight, num_rows):
+        block, tile_type, slot, num_tiles = _tile_plan(ptr, num_rows)
+        g_tiles = _pad_rows(g_scaled, slot, num_tiles, block)
+        w_tiles = w.index_select(0, tile_type) if (needs_x or needs_scale) else None
+        if needs_x:
+            u = torch.bmm(g_tiles, w_tiles.transpose(1, 2)).view(-1, k).index_select(0, slot)
+        if needs_weight or needs_scale:
+            x_tiles = _pad_rows(rows, slot, num_tiles, block)
+        if needs_weight:
+            d_w = torch.zeros(weight.shape, dtype=acc, device=x.device).index_add_(
+                0, tile_type, torch.bmm(x_tiles.transpose(1, 2), g_tiles))
+        if needs_scale:
+            y = torch.bmm(x_tiles, w_tiles).view(-1, n).index_select(0, slot)
+    else:
+        u = torch.empty((num_rows, k), dtype=acc, device=x.device) if needs_x else None
+        d_w = torch.zeros(weight.shape, dtype=acc, device=x.device) if needs_weight else None
+        y = torch.empty((num_rows, n), dtype=acc, device=x.device) if needs_scale else None
+        bounds = ptr.tolist()
+        for t in range(weight.size(0)):
+            lo, hi = bounds[t], bounds[t + 1]
+            if hi == lo:
+                continue
+            if u is not None:
+                torch.mm(g_scaled[lo:hi], w[t].t(), out=u[lo:hi])
+            if d_w is not None:
+                torch.mm(rows[lo:hi].t(), g_scaled[lo:hi], out=d_w[t])
+            if y is not None:
+                torch.mm(rows[lo:hi], w[t], out=y[lo:hi])
     d_x = None
     if u is not None:
         if gather_index is not None:

@@ -36,6 +36,7 @@ CASES = {
     "single_type": ([9], (16, 17)),
     "all_in_one_type": ([0, 0, 21, 0], (5, 3)),
     "no_rows": ([0, 0, 0], (6, 4)),  # M = 0
+    "many_types": ([3, 0, 1, 40, 2, 0, 5, 1, 17, 0, 2, 1], (6, 5)),  # the CPU tiled route
 }
 MODES = ["neither", "gather", "scatter", "both"]
 NUM_X_GATHERED, NUM_OUT = 11, 7
@@ -158,10 +159,20 @@ def triton_mode(monkeypatch):
 # --------------------------------------------------------------------------- reference
 
 
+@pytest.fixture(params=["loop", "tiled"])
+def cpu_route(request, monkeypatch):
+    """Force the reference's per-type loop or its tiled batched-GEMM route."""
+    import importlib
+
+    module = importlib.import_module("graphlearn.kernels.segment_matmul")  # not the function
+    monkeypatch.setattr(module, "_TILED_MIN_TYPES", 10**9 if request.param == "loop" else 1)
+    return request.param
+
+
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("with_scale", [False, True])
-def test_reference_matches_loop_float64(case, mode, with_scale):
+def test_reference_matches_loop_float64(case, mode, with_scale, cpu_route):
     inputs = make_case(case, mode, with_scale=with_scale)
     expected_out, expected_grads = oracle(inputs)
     assert_close_verbose(reference_gather_scatter_matmul(*inputs), expected_out, torch.float64)
