@@ -870,7 +870,11 @@ def load_entities(
         test_mask=index_to_mask(test_idx, size=num_nodes),
     )
     names = {k: v for k, v in tensors.items() if k.endswith(("_bytes", "_offsets"))}
-    return EntityClassificationDataset(info, data, names=names, validation=validation)
+    dataset = EntityClassificationDataset(info, data, names=names, validation=validation)
+    # node types from rdf:type, for models of typed graphs (HGT); see entity_node_types
+    data.node_type, type_names, _ = entity_node_types(dataset)
+    data.num_node_types = len(type_names)
+    return dataset
 
 
 register_dataset(AIFB)(load_entities)
@@ -932,39 +936,19 @@ def _short_names(iris: Sequence[str], reserved: Iterable[str] = ()) -> dict[str,
     return out
 
 
-def to_hetero(dataset: EntityClassificationDataset) -> HeteroData:
-    """A heterogeneous view of an entity graph, with node types from ``rdf:type``.
-
-    Each node gets one type: the class it is an ``rdf:type`` of, or, for an entity with
-    several classes, the class with the most instances in the graph (ties: the smaller
-    IRI); literals get the type ``"literal"``, other nodes without ``rdf:type`` the type
-    ``"untyped"``. Type and relation names are short identifiers derived from the IRIs
-    (local names, qualified by the namespace where two collide); edge types are
-    ``(source type, relation, destination type)`` with ``"rev_<relation>"`` for the
-    inverse edges. Every node and edge of ``dataset.data`` appears exactly once.
-
-    Args:
-        dataset (EntityClassificationDataset): A loaded entity dataset
-            (``graphlearn.datasets.load("aifb")``); it holds the node and relation names a
-            plain ``Data`` does not.
+def entity_node_types(dataset: EntityClassificationDataset) -> tuple[Tensor, list[str], dict]:
+    """Each node's type from ``rdf:type`` (the rule :func:`to_hetero` documents).
 
     Returns:
-        HeteroData: Per node type ``node_id`` (global node ids, ascending), ``num_nodes``,
-        ``y`` and the three masks; per edge type ``edge_index`` (local ids) and ``edge_id``
-        (positions in ``dataset.data.edge_index``); ``node_type_iri`` (type name -> class
-        IRI, :obj:`None` for ``"untyped"``/``"literal"``) and ``relation_iri`` (relation
-        name -> predicate IRI).
+        ``(node_type, type_names, iri_of_type)``: ``node_type`` ``(num_nodes,)`` long with
+        ``type_names[node_type[i]]`` the type of node ``i``, and each type name's class IRI
+        (:obj:`None` for ``"untyped"`` and ``"literal"``).
     """
-    if not isinstance(dataset, EntityClassificationDataset):
-        raise InvalidArgumentError(
-            f"to_hetero needs an EntityClassificationDataset (graphlearn.datasets.load('aifb')), "
-            f"which holds the node and relation names; got {type(dataset).__name__}"
-        )
     data, names = dataset.data, dataset.node_names
     num_nodes = int(data.num_nodes)
     edge_index, edge_type = data.edge_index, data.edge_type
 
-    # 1. One class node per typed entity: the most populous class, ties by IRI.
+    # One class node per typed entity: the most populous class, ties by IRI.
     chosen = torch.full((num_nodes,), -1, dtype=torch.long)
     if RDF_TYPE in dataset.relations:
         typed = edge_type == 2 * dataset.relations.index(RDF_TYPE)
@@ -995,10 +979,46 @@ def to_hetero(dataset: EntityClassificationDataset) -> HeteroData:
     is_literal = torch.tensor([n.startswith('"') for n in names], dtype=torch.bool)
     node_type[is_literal] = type_id[LITERAL]
 
-    # 2. Nodes: global ids per type, and each node's position within its type.
+    iri_of_type = {name: iri for iri, name in class_names.items()}
+    return node_type, type_names, {name: iri_of_type.get(name) for name in type_names}
+
+
+def to_hetero(dataset: EntityClassificationDataset) -> HeteroData:
+    """A heterogeneous view of an entity graph, with node types from ``rdf:type``.
+
+    Each node gets one type: the class it is an ``rdf:type`` of, or, for an entity with
+    several classes, the class with the most instances in the graph (ties: the smaller
+    IRI); literals get the type ``"literal"``, other nodes without ``rdf:type`` the type
+    ``"untyped"``. Type and relation names are short identifiers derived from the IRIs
+    (local names, qualified by the namespace where two collide); edge types are
+    ``(source type, relation, destination type)`` with ``"rev_<relation>"`` for the
+    inverse edges. Every node and edge of ``dataset.data`` appears exactly once.
+
+    Args:
+        dataset (EntityClassificationDataset): A loaded entity dataset
+            (``graphlearn.datasets.load("aifb")``); it holds the node and relation names a
+            plain ``Data`` does not.
+
+    Returns:
+        HeteroData: Per node type ``node_id`` (global node ids, ascending), ``num_nodes``,
+        ``y`` and the three masks; per edge type ``edge_index`` (local ids) and ``edge_id``
+        (positions in ``dataset.data.edge_index``); ``node_type_iri`` (type name -> class
+        IRI, :obj:`None` for ``"untyped"``/``"literal"``) and ``relation_iri`` (relation
+        name -> predicate IRI).
+    """
+    if not isinstance(dataset, EntityClassificationDataset):
+        raise InvalidArgumentError(
+            f"to_hetero needs an EntityClassificationDataset (graphlearn.datasets.load('aifb')), "
+            f"which holds the node and relation names; got {type(dataset).__name__}"
+        )
+    data = dataset.data
+    num_nodes = int(data.num_nodes)
+    edge_index, edge_type = data.edge_index, data.edge_type
+    node_type, type_names, iri_of_type = entity_node_types(dataset)
+
+    # Nodes: global ids per type, and each node's position within its type.
     hetero = HeteroData()
     local = torch.empty(num_nodes, dtype=torch.long)
-    iri_of_type = {name: iri for iri, name in class_names.items()}
     for t, name in enumerate(type_names):
         ids = (node_type == t).nonzero().view(-1)
         if ids.numel() == 0:
@@ -1011,7 +1031,7 @@ def to_hetero(dataset: EntityClassificationDataset) -> HeteroData:
             store[key] = data[key][ids]
     hetero.node_type_iri = {name: iri_of_type.get(name) for name in hetero.node_types}
 
-    # 3. Edges, grouped by (source type, relation, destination type).
+    # Edges, grouped by (source type, relation, destination type).
     relation_names = _short_names(dataset.relations)
     forward = [relation_names[iri] for iri in dataset.relations]
     taken = set(forward)

@@ -207,6 +207,8 @@ def _load_dataset(cfg: RunConfig):
 
 def _graph_stats(dataset) -> dict[str, int]:
     """What featureless and relational models must know of a dataset's graph."""
+    import torch
+
     stats = {}
     data = getattr(dataset, "data", None)
     if data is not None and getattr(data, "num_nodes", None) is not None:
@@ -216,6 +218,13 @@ def _graph_stats(dataset) -> dict[str, int]:
         stats["num_relations"] = int(num_relations)
     elif data is not None and getattr(data, "edge_type", None) is not None:
         stats["num_relations"] = int(data.edge_type.max()) + 1 if data.edge_type.numel() else 1
+    node_type = getattr(data, "node_type", None) if data is not None else None
+    if node_type is not None and getattr(data, "edge_type", None) is not None:
+        num_types = getattr(data, "num_node_types", None)
+        stats["num_node_types"] = int(num_types if num_types is not None else node_type.max() + 1)
+        src, dst = data.edge_index
+        triples = torch.stack([node_type[src], data.edge_type, node_type[dst]], 1)
+        stats["typed_edges"] = torch.unique(triples, dim=0).tolist()
     return stats
 
 
