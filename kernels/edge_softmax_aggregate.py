@@ -156,6 +156,57 @@ def _check(logits: Tensor, values: Tensor, src: Tensor, dst: Tensor, num_dst: in
 # dst_perm, dst_ptr, src_perm, src_ptr. Only the Triton path reads them.
 
 
+def _csr_heads(weights: Tensor, src: Tensor, perm: Tensor, ptr: Tensor, values: Tensor,
+               num_rows: int) -> Tensor:
+    """``out[:, h] = A_h @ values[:, h]`` with ``A_h`` the CSR matrix of ``weights[:, h]``.
+
+    ``perm``/``ptr`` order the edges by output row; ``src`` holds each edge's column.
+    """
+    from .weighted_aggregate import csr_aggregate
+
+    heads = weights.size(1)
+    out = values.new_empty((num_rows, heads, values.size(2)))
+    for h in range(heads):
+        out[:, h] = csr_aggregate(values[:, h].contiguous(), src, weights[:, h].contiguous(),
+                                  num_rows, perm, ptr)
+    return out
+
+
+def csr_forward(logits, values, src, dst, num_dst, edge_weight, dst_perm, dst_ptr) -> Tensor:
+    """:func:`reference` with the aggregation as a CSR sparse-dense product per head.
+
+    The CPU route when the caller passes ``csc=``: the softmax is the reference's, and the
+    weighted sum streams each destination's row (``torch.sparse.mm``) instead of building
+    an ``(|E|, H, C)`` message tensor and scattering it.
+    """
+    acc = _acc_dtype(values.dtype)
+    alpha = edge_softmax(logits.to(acc), dst, num_dst)
+    if edge_weight is not None:
+        alpha = alpha * edge_weight.to(acc)
+    return _csr_heads(alpha, src, dst_perm, dst_ptr, values.to(acc), num_dst).to(values.dtype)
+
+
+def csr_backward(grad_out, logits, values, src, dst, num_dst, edge_weight, src_perm, src_ptr):
+    """:func:`reference_backward` with ``d_values = A^T g`` as a CSR product per head."""
+    acc = _acc_dtype(values.dtype)
+    g = grad_out.to(acc)
+    v = values.to(acc)
+    p = edge_softmax(logits.to(acc), dst, num_dst)
+    w = edge_weight.to(acc) if edge_weight is not None else None
+    a = p * w if w is not None else p
+    d_values = _csr_heads(a, dst, src_perm, src_ptr, g, values.size(0))
+    d_a = (g.index_select(0, dst) * v.index_select(0, src)).sum(-1)  # (E, H)
+    d_weight = (d_a * p).to(edge_weight.dtype) if w is not None else None
+    d_p = d_a * w if w is not None else d_a
+    s = torch.zeros((num_dst, p.size(1)), dtype=acc, device=p.device).index_add_(0, dst, p * d_p)
+    d_logits = p * (d_p - s.index_select(0, dst))
+    return d_logits.to(logits.dtype), d_values.to(values.dtype), d_weight
+
+
+def _cpu_csr(values: Tensor, src: Tensor, perm: Tensor | None) -> bool:
+    return perm is not None and values.device.type == "cpu" and src.numel() > 0
+
+
 @torch.library.custom_op(OP_NAME, mutates_args=())
 def _edge_softmax_aggregate(
     logits: Tensor,
@@ -175,6 +226,8 @@ def _edge_softmax_aggregate(
         return triton_traversal.softmax_aggregate_forward(
             logits, values, src, dst, num_dst, edge_weight, dst_perm, dst_ptr
         )
+    if _cpu_csr(values, src, dst_perm):
+        return csr_forward(logits, values, src, dst, num_dst, edge_weight, dst_perm, dst_ptr)
     return reference(logits, values, src, dst, num_dst, edge_weight)
 
 
@@ -204,6 +257,10 @@ def _edge_softmax_aggregate_backward(
         d_logits, d_values, d_weight = triton_traversal.softmax_aggregate_backward(
             grad_out, logits, values, src, dst, num_dst, edge_weight, dst_perm, dst_ptr,
             src_perm, src_ptr,
+        )
+    elif _cpu_csr(values, src, src_perm):
+        d_logits, d_values, d_weight = csr_backward(
+            grad_out, logits, values, src, dst, num_dst, edge_weight, src_perm, src_ptr
         )
     else:
         d_logits, d_values, d_weight = reference_backward(
@@ -258,7 +315,9 @@ def edge_softmax_aggregate(
     Args:
         csc (CSCIndex, optional): ``csc_index(src, dst, values.size(0), num_dst)``, built once
             for a graph used many times, so the Triton path does not sort the edges on every
-            call; the reference path ignores it. (default: :obj:`None`)
+            call; on the CPU it turns the aggregation (forward and the gradient w.r.t.
+            ``values``) into CSR sparse-dense products (:func:`csr_forward`).
+            (default: :obj:`None`)
     """
     _check(logits, values, src, dst, num_dst, edge_weight)
     parts = check_csc(OP_NAME, csc, logits.size(0), values.size(0), num_dst, logits.device)

@@ -519,3 +519,48 @@ def test_csc_of_another_graph_is_rejected(inputs):
                                csc=csc_index(src, dst, values.size(0), num_dst + 1))
     with pytest.raises(ShapeError, match="csc must be the CSCIndex"):
         edge_softmax_aggregate(logits, values, src, dst, num_dst, csc=(src, dst))
+
+
+# --------------------------------------------------------------------------- CPU CSR route
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_csr_route_matches_reference(weighted, dtype):
+    """On the CPU a precomputed index routes through torch.sparse.mm: same numbers."""
+    from graphlearn.kernels import csc_index
+
+    gen = torch.Generator().manual_seed(0)
+    num_src, num_dst, heads, channels = 9, 6, 2, 5
+    src = torch.randint(0, num_src, (30,), generator=gen)
+    dst = torch.randint(0, num_dst - 1, (30,), generator=gen)  # the last destination: no edges
+    logits = torch.randn(30, heads, generator=gen, dtype=torch.float64).to(dtype)
+    values = torch.randn(num_src, heads, channels, generator=gen, dtype=torch.float64).to(dtype)
+    weight = torch.rand(30, heads, generator=gen, dtype=torch.float64).to(dtype) if weighted else None
+    leaves = [t.clone().requires_grad_() for t in (logits, values)]
+    ref_leaves = [t.clone().requires_grad_() for t in (logits, values)]
+    csc = csc_index(src, dst, num_src, num_dst)
+    out = edge_softmax_aggregate(*leaves, src, dst, num_dst, weight, csc=csc)
+    ref = edge_softmax_aggregate(*ref_leaves, src, dst, num_dst, weight)
+    atol, rtol = TOLERANCE[dtype]
+    torch.testing.assert_close(out.double(), ref.double(), atol=atol, rtol=rtol)
+    assert torch.all(out[-1] == 0)
+    g = torch.randn_like(out)
+    grads = torch.autograd.grad(out, leaves, g)
+    ref_grads = torch.autograd.grad(ref, ref_leaves, g)
+    for a, b in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(a.double(), b.double(), atol=4 * atol, rtol=4 * rtol)
+
+
+def test_csr_route_gradcheck():
+    from graphlearn.kernels import csc_index
+
+    gen = torch.Generator().manual_seed(1)
+    src, dst = torch.randint(0, 5, (12,), generator=gen), torch.randint(0, 4, (12,), generator=gen)
+    logits = torch.randn(12, 2, generator=gen, dtype=torch.float64, requires_grad=True)
+    values = torch.randn(5, 2, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    weight = torch.rand(12, 2, generator=gen, dtype=torch.float64, requires_grad=True)
+    csc = csc_index(src, dst, 5, 4)
+    assert torch.autograd.gradcheck(
+        lambda e, v, w: edge_softmax_aggregate(e, v, src, dst, 4, w, csc=csc),
+        (logits, values, weight))
