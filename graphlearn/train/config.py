@@ -92,6 +92,9 @@ class EvalSection(_Section):
         description="k-fold cross-validation for graph datasets; for node datasets with official "
                     "splits, run the first k of them; report mean and std")
     fold_seed: int = Field(0, description="seed of the stratified fold assignment (graph datasets)")
+    checkpoint: Literal["best", "last"] = Field(
+        "best", description="weights evaluated on val/test: the best checkpoint by the monitored "
+                            "value, or the last epoch's (fixed-epoch protocols such as R-GCN's)")
     layer_stats: bool = Field(
         True, description="write per-layer Dirichlet energy and omega (node tasks) to the run dir")
 

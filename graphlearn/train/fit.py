@@ -292,11 +292,13 @@ def _run(cfg: RunConfig, dataset, run_dir: Path | None, out, ckpt_path: str | No
     interrupted = bool(trainer.interrupted)
 
     best = checkpoint.best_model_path or None
-    eval_ckpt = best if best else None
+    # "last": the weights in memory after the final epoch (Lightning evaluates the module as
+    # it is when no checkpoint path is given)
+    eval_ckpt = best if best and cfg.eval.checkpoint == "best" else None
     metrics: dict[str, dict[str, float]] = {}
     for stage, loader in (("val", loaders["val"]), ("test", loaders["test"])):
         run = trainer.validate if stage == "val" else trainer.test
-        # Evaluate the best checkpoint; `validate` logs under val/, `test` under test/.
+        # Evaluate the chosen weights; `validate` logs under val/, `test` under test/.
         results = run(task, dataloaders=loader, ckpt_path=eval_ckpt, verbose=False)[0]
         metrics[stage] = {k.split("/", 1)[1]: float(v) for k, v in results.items()
                           if k.startswith(f"{stage}/")}

@@ -134,3 +134,14 @@ def test_layer_statistics_written_for_node_runs(tmp_path):
     assert [r["layer"] for r in rows] == [0, 1, 2, 3]
     assert all(r["dirichlet_energy"] >= 0 for r in rows)
     assert (tmp_path / "r" / "layer_stats.png").is_file()
+
+
+@pytest.mark.parametrize("which", ["best", "last"])
+def test_eval_checkpoint_best_or_last(tmp_path, which):
+    """eval.checkpoint picks the weights tested: the best epoch's or the final epoch's."""
+    result = graphlearn.fit(model="gcn", dataset="karate", seed=0, epochs=25, out=tmp_path / which,
+                            **{"eval.checkpoint": which, "trainer.monitor": "loss"}, **QUIET)
+    rows = read_csv(tmp_path / which / "metrics.csv")
+    epoch = result.best_epoch if which == "best" else len(rows) - 1
+    logged = float(rows[epoch]["val/loss"])
+    assert result.metrics["val"]["loss"] == pytest.approx(logged, rel=1e-5)
