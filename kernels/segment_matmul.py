@@ -35,6 +35,8 @@ deterministic on the GPU (``d weight`` and ``d scale`` are).
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 from torch import Tensor
 
@@ -81,8 +83,30 @@ _TILED_MIN_TYPES = 8
 _TILED_MAX_WEIGHT_BYTES = 64 * 2**20
 
 
+_TILE_PLANS: dict[int, tuple] = {}
+
+
 def _tile_plan(ptr: Tensor, num_rows: int) -> tuple[int, Tensor, Tensor, int]:
-    """``(block, tile_type, slot, num_tiles)``: row ``m`` lives at padded slot ``slot[m]``."""
+    """``(block, tile_type, slot, num_tiles)``: row ``m`` lives at padded slot ``slot[m]``.
+
+    Layers pass the same cached ``ptr`` on every call (forward and backward), so plans are
+    memoised per live ``ptr`` tensor: keyed by its identity, checked through a weak
+    reference (a freed tensor's id can be reused) and its version counter (in-place edits).
+    """
+    key = id(ptr)
+    hit = _TILE_PLANS.get(key)
+    if hit is not None and hit[0]() is ptr and hit[1] == (ptr._version, num_rows):
+        return hit[2]
+    plan = _build_tile_plan(ptr, num_rows)
+    if len(_TILE_PLANS) > 64:  # drop entries whose ptr is gone
+        for k in [k for k, v in _TILE_PLANS.items() if v[0]() is None]:
+            del _TILE_PLANS[k]
+    if not torch.compiler.is_compiling():
+        _TILE_PLANS[key] = (weakref.ref(ptr), (ptr._version, num_rows), plan)
+    return plan
+
+
+def _build_tile_plan(ptr: Tensor, num_rows: int) -> tuple[int, Tensor, Tensor, int]:
     num_types = ptr.numel() - 1
     counts = ptr.diff()
     avg = max(1, num_rows // max(1, int((counts > 0).sum())))

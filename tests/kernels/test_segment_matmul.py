@@ -479,3 +479,16 @@ def test_device_errors(inputs):
         gather_scatter_matmul(x, weight.to("meta"), ptr, gather)
     with pytest.raises(DeviceError, match="scale is on meta"):
         gather_scatter_matmul(x, weight, ptr, gather, scatter, num_out, scale.to("meta"))
+
+
+def test_tiled_route_plan_cache_follows_in_place_edits(cpu_route):
+    """The memoised tile plan is invalidated when the same ptr tensor is edited in place."""
+    counts = torch.tensor([3, 0, 5, 2, 1, 4, 0, 2, 6, 1])
+    ptr = type_ptr(torch.repeat_interleave(torch.arange(10), counts), 10)
+    x = torch.randn(int(counts.sum()), 4, dtype=torch.float64)
+    weight = torch.randn(10, 4, 3, dtype=torch.float64)
+    first = segment_matmul(x, ptr, weight)
+    torch.testing.assert_close(first, loop_reference(x, weight, ptr))
+    ptr[1:-1] = ptr[1:-1].roll(1).sort().values  # same tensor, new type boundaries
+    ptr[1] = 0
+    torch.testing.assert_close(segment_matmul(x, ptr, weight), loop_reference(x, weight, ptr))
