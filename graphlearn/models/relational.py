@@ -43,6 +43,11 @@ class RGCN(torch.nn.Module):
         aggr (str): ``"mean"`` or ``"add"`` per relation. (default: :obj:`"mean"`)
         strategy (str): Kernel strategy of every layer (``"auto"``, ``"compact"``,
             ``"reorder"``, ``"fused"``); see :mod:`graphlearn.nn.conv.rgcn_conv`.
+        init (str): ``"glorot"``: PyG's Glorot initialisation of each relation's (or basis')
+            ``(in, out)`` matrix; ``"flat-glorot"``: the original R-GCN implementation's
+            (Keras, tkipf/relational-gcn), Glorot over the stacked ``(K * in, out)`` matrix
+            with ``K`` bases (or relations), i.e. ``sqrt((in + out) / (K * in + out))``
+            times smaller. (default: :obj:`"glorot"`)
     """
 
     graph_inputs = ("edge_type",)
@@ -60,9 +65,13 @@ class RGCN(torch.nn.Module):
         dropout: float = 0.0,
         aggr: str = "mean",
         strategy: str = "auto",
+        init: str = "glorot",
     ) -> None:
         super().__init__()
         _layers(num_layers, "RGCN")
+        if init not in ("glorot", "flat-glorot"):
+            raise InvalidArgumentError(f"RGCN: init must be 'glorot' or 'flat-glorot', got {init!r}")
+        self.init = init
         check_positive_int(hidden_channels, "hidden_channels", caller="RGCN")
         self.featureless = in_channels == 0
         if self.featureless and not num_nodes:
@@ -81,10 +90,21 @@ class RGCN(torch.nn.Module):
             self.convs.append(RGCNConv(width, out, num_relations, num_bases=num_bases,
                                        num_blocks=blocks, aggr=aggr, strategy=strategy))
             width = out
+        self._flat_init()
+
+    def _flat_init(self) -> None:
+        if self.init != "flat-glorot":
+            return
+        with torch.no_grad():
+            for conv in self.convs:
+                w = conv.weight  # (K, in, out), or (R, B, in/B, out/B) with blocks
+                k, fan_in, fan_out = w.size(0), w.size(-2), w.size(-1)
+                w.mul_(((fan_in + fan_out) / (k * fan_in + fan_out)) ** 0.5)
 
     def reset_parameters(self) -> None:
         for conv in self.convs:
             conv.reset_parameters()
+        self._flat_init()
 
     def forward(self, x: Tensor | None, edge_index: Tensor, edge_attr: Tensor | None = None,
                 batch: Tensor | None = None, *, edge_type: Tensor) -> Tensor:

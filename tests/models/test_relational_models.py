@@ -69,3 +69,15 @@ def test_fit_learns_aifb(model, epochs, minimum, data_root, tmp_path):
     assert accuracy >= minimum > majority + 0.25, (accuracy, majority)
     summary = json.loads((tmp_path / model / "summary.json").read_text())
     assert summary["model"] == model
+
+
+def test_rgcn_flat_glorot_init_scales_like_the_original():
+    torch.manual_seed(0)
+    stats = {"num_nodes": 50, "num_relations": 6}
+    flat = build_model("rgcn", TaskKind.NODE_CLASSIFICATION, 0, 3, graph_stats=stats,
+                       num_bases=4, init="flat-glorot")
+    w = flat.convs[0].weight  # (bases, in, out) = (4, 50, 16): Glorot over (4 * 50, 16)
+    bound = (6 / (4 * 50 + 16)) ** 0.5
+    assert w.abs().max() <= bound and w.abs().max() > 0.9 * bound
+    with pytest.raises(InvalidArgumentError, match="init"):
+        build_model("rgcn", TaskKind.NODE_CLASSIFICATION, 0, 3, graph_stats=stats, init="he")
