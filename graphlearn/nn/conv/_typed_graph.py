@@ -23,6 +23,8 @@ from typing import Any, NamedTuple, TypeVar
 import torch
 from torch import Tensor
 
+from graphlearn.kernels import type_ptr
+
 __all__ = ["StructureCache", "SplitRows", "TypedPairs", "sorted_ptr", "split_rows", "typed_pairs"]
 
 T = TypeVar("T")
@@ -31,11 +33,10 @@ T = TypeVar("T")
 def sorted_ptr(sorted_ids: Tensor, num_segments: int) -> Tensor:
     """CSR pointer ``(num_segments + 1,)`` of ids sorted ascending: ``ptr[s] = #{ids < s}``.
 
-    A ``searchsorted`` rather than a ``bincount``, so it needs no host synchronisation and
-    traces under :func:`torch.compile` with data-dependent sizes.
+    :func:`graphlearn.kernels.type_ptr` (a ``searchsorted``: no host synchronisation, and it
+    traces under :func:`torch.compile` with data-dependent sizes).
     """
-    bounds = torch.arange(num_segments + 1, dtype=sorted_ids.dtype, device=sorted_ids.device)
-    return torch.searchsorted(sorted_ids, bounds)
+    return type_ptr(sorted_ids, num_segments)
 
 
 class TypedPairs(NamedTuple):

@@ -58,6 +58,7 @@ from graphlearn.kernels import (
     type_ptr,
     weighted_aggregate,
 )
+from graphlearn.nn.conv._typed_graph import typed_pairs
 
 __all__ = ["RGCNConv", "RelationalPlan", "choose_strategy", "relational_plan"]
 
@@ -116,23 +117,24 @@ def relational_plan(edge_index: Tensor, edge_type: Tensor, num_relations: int,
                     num_src: int, num_dst: int, aggr: str = "mean") -> RelationalPlan:
     """Unique (node, relation) pairs, CSR pointers and normalisers of a typed graph."""
     src, dst = edge_index[0], edge_index[1]
-    src_key, edge_src_pair = torch.unique(edge_type * num_src + src, return_inverse=True)
-    dst_key, edge_dst_pair, dst_count = torch.unique(
-        edge_type * num_dst + dst, return_inverse=True, return_counts=True
-    )
-    if aggr == "mean":
-        norm = dst_count.to(torch.float64).reciprocal().index_select(0, edge_dst_pair)
+    src_pairs = typed_pairs(src, edge_type, num_src, num_relations)
+    dst_pairs = typed_pairs(dst, edge_type, num_dst, num_relations)
+    ones = torch.ones(src.numel(), dtype=torch.float64, device=src.device)
+    if aggr == "mean":  # c_{i,r} = 1 / |N_r(i)|: edges per (destination, relation) pair
+        count = torch.zeros(dst_pairs.node.numel(), dtype=torch.float64, device=src.device)
+        count.index_add_(0, dst_pairs.of_edge, ones)
+        norm = count.reciprocal().index_select(0, dst_pairs.of_edge)
     else:
-        norm = torch.ones(src.numel(), dtype=torch.float64, device=src.device)
+        norm = ones
     sorted_type, edge_order = torch.sort(edge_type, stable=True)
     return RelationalPlan(
         src=src, dst=dst, edge_type=edge_type, norm=norm,
-        src_pair_node=src_key % num_src,
-        src_pair_ptr=type_ptr(src_key // num_src, num_relations),
-        edge_src_pair=edge_src_pair,
-        dst_pair_node=dst_key % num_dst,
-        dst_pair_ptr=type_ptr(dst_key // num_dst, num_relations),
-        edge_dst_pair=edge_dst_pair,
+        src_pair_node=src_pairs.node,
+        src_pair_ptr=src_pairs.ptr,
+        edge_src_pair=src_pairs.of_edge,
+        dst_pair_node=dst_pairs.node,
+        dst_pair_ptr=dst_pairs.ptr,
+        edge_dst_pair=dst_pairs.of_edge,
         edge_order=edge_order,
         edge_ptr=type_ptr(sorted_type, num_relations),
         num_relations=num_relations,
