@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -26,30 +24,9 @@ from pathlib import Path
 
 import torch
 
-HIDDEN = 16
-
-
-def rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def reset_peak_rss() -> bool:
-    """Reset the kernel's high-water RSS mark (Linux >= 4.0); False where not allowed."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def peak_rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# Shared with the graphlearn side (rgnn.py imports only the standard library and torch at
+# module level, so it loads in the DGL environment too); this file's folder is on sys.path.
+from rgnn import HIDDEN, peak_rss_mb, reset_peak_rss, rss_mb  # noqa: E402
 
 
 def worker(args) -> dict:
