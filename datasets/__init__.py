@@ -33,7 +33,18 @@ name                task                  module
 ``mutag-rdf``       node classification   :mod:`graphlearn.datasets.rdf`
 ``bgs``             node classification   :mod:`graphlearn.datasets.rdf`
 ``am``              node classification   :mod:`graphlearn.datasets.rdf`
+``fb15k-237``,      link prediction       :mod:`graphlearn.datasets.kg`
+``wn18rr``, ``umls``
+``family``,         link prediction       :mod:`graphlearn.datasets.kg` (RED-GNN layout)
+``umls-redgnn``,
+``wn18rr-redgnn``
+``fb237_v1`` ..,    link prediction       :mod:`graphlearn.datasets.kg` (inductive)
+``wn18rr_v1`` ..,
+``nell_v1`` ..
 ==================  ====================  ========================================
+
+A path instead of a name loads a user's knowledge graph: a folder of ``train/valid/test``
+TSV triples, or an RDF file (:func:`graphlearn.datasets.kg.load_kg_path`).
 
 The RDF entity graphs (``aifb``, ``mutag-rdf`` alias ``rdf-mutag``, ``bgs``, ``am``) are
 featureless and typed by relation (``data.edge_type``); see :mod:`graphlearn.datasets.rdf`
@@ -55,9 +66,9 @@ from graphlearn.data.dataset import (
 from graphlearn.data.validation import validate
 from graphlearn.errors import InvalidArgumentError
 
-from . import heterophilous, karate, planetoid, rdf, tu  # noqa: F401  (importing registers them)
+from . import heterophilous, karate, kg, planetoid, rdf, tu  # noqa: F401  (importing registers them)
 
-__all__ = ["DATASETS", "load", "info", "names"]
+__all__ = ["DATASETS", "load", "info", "names", "is_path"]
 
 
 def names() -> list[str]:
@@ -104,6 +115,8 @@ def load(name: str, root: str | os.PathLike | None = None, **options: Any):
             lists them and the folder to place them in.
         DataFormatError, UnsafeFileError: A raw file is malformed or asks to run code.
     """
+    if is_path(name):
+        return kg.load_kg_path(name, **options)
     spec = DATASETS.get(name)
     if root is not None and not isinstance(root, (str, os.PathLike)):
         raise InvalidArgumentError(
@@ -125,6 +138,12 @@ def load(name: str, root: str | os.PathLike | None = None, **options: Any):
     dataset = spec.loader(spec.info, root, **options)
     _validate_dataset(dataset)
     return dataset
+
+
+def is_path(name: str | os.PathLike) -> bool:
+    """Whether ``name`` names a file or folder (a user's graph) rather than a registered dataset."""
+    name = os.fspath(name)
+    return (os.sep in name or name.startswith(".")) and os.path.exists(name)
 
 
 def _validate_dataset(dataset) -> None:

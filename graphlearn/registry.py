@@ -10,6 +10,7 @@ match.
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Iterator
 from typing import Any, Generic, TypeVar
 
@@ -32,12 +33,25 @@ class Registry(Generic[T]):
         kind (str): What the registry holds, used in messages (``"model"``, ``"dataset"``).
         hint (str, optional): How a user lists the choices, appended to a miss
             (e.g. ``"run `graphlearn datasets list`"``).
+        providers (tuple[str, ...]): Modules imported on the first lookup, which register
+            further entries (task modules' models).
     """
 
-    def __init__(self, kind: str, *, hint: str = "") -> None:
+    def __init__(self, kind: str, *, hint: str = "", providers: tuple[str, ...] = ()) -> None:
         self.kind = kind
         self.hint = hint
         self._entries: dict[str, tuple[str, T]] = {}
+        self._providers = list(providers)
+
+    def _load_providers(self) -> None:
+        """Import the provider modules (which register entries) on first lookup.
+
+        Task modules (``graphlearn.kg``) register their models here without the core
+        importing them at import time: the dependency stays one-way, and ``import
+        graphlearn.models`` stays light.
+        """
+        while self._providers:
+            importlib.import_module(self._providers.pop(0))
 
     def register(self, name: str, obj: T | None = None, *, aliases: tuple[str, ...] = ()):
         """Register ``obj`` under ``name`` (and ``aliases``); usable as a decorator."""
@@ -59,6 +73,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         """Return the object registered under ``name`` or raise ``UnknownNameError``."""
+        self._load_providers()
         if not isinstance(name, str):
             raise InvalidArgumentError(f"{self.kind} name must be a string, got {name!r}")
         entry = self._entries.get(normalize_name(name))
@@ -79,9 +94,11 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         """Sorted canonical names (aliases excluded)."""
+        self._load_providers()
         return sorted({canonical for canonical, _ in self._entries.values()})
 
     def items(self) -> Iterator[tuple[str, T]]:
+        self._load_providers()
         seen: set[str] = set()
         for canonical, value in sorted(self._entries.values(), key=lambda e: e[0]):
             if canonical not in seen:
@@ -89,6 +106,7 @@ class Registry(Generic[T]):
                 yield canonical, value
 
     def __contains__(self, name: object) -> bool:
+        self._load_providers()
         return isinstance(name, str) and normalize_name(name) in self._entries
 
     def __len__(self) -> int:

@@ -21,7 +21,8 @@ class ModelSpec:
     description: str
 
 
-MODELS: Registry[ModelSpec] = Registry("model", hint="run `graphlearn models list` to see them all")
+MODELS: Registry[ModelSpec] = Registry("model", hint="run `graphlearn models list` to see them all",
+                                       providers=("graphlearn.kg.models",))
 
 
 def register_model(name: str, *, tasks: tuple[TaskKind, ...], aliases: tuple[str, ...] = ()):

@@ -120,6 +120,34 @@ class ClassificationTask(L.LightningModule):
         self._metric = METRICS.get(metric)
         self._outputs: dict[str, list[tuple[Tensor, Tensor]]] = {"val": [], "test": []}
 
+    @classmethod
+    def from_config(cls, cfg, dataset) -> ClassificationTask:
+        """The task ``cfg`` describes, sized for ``dataset``."""
+        from graphlearn.train.fit import _graph_stats
+
+        if cfg.task:
+            raise ConfigError(f"config section 'task' ({', '.join(cfg.task)}) configures link "
+                              f"prediction; {cls.kind.value} takes no task options")
+        return cls(
+            model=cfg.model.name,
+            model_kwargs=cfg.model.hyperparameters(),
+            in_channels=dataset.num_features,
+            num_classes=dataset.num_classes,
+            edge_dim=dataset.num_edge_features or None,
+            graph_stats=_graph_stats(dataset),
+            metric=cfg.eval.metric or dataset.info.metric,
+            optimizer=cfg.optim.name,
+            lr=cfg.optim.lr,
+            weight_decay=cfg.optim.weight_decay,
+            param_groups=cfg.optim.param_groups or None,
+        )
+
+    @staticmethod
+    def make_loaders(dataset, cfg):
+        from graphlearn.train.datamodule import make_loaders
+
+        return make_loaders(dataset, cfg)
+
     def forward(self, batch) -> Tensor:
         """Inference: logits for every node (node tasks) or graph (graph tasks) of ``batch``.
 

@@ -1,6 +1,6 @@
 """The typed run configuration: one YAML file, validated, overridable key by key.
 
-A config has five sections::
+A config has six sections::
 
     seed: 0                 # null: draw one, warn, and record it
     dataset: {name: cora, root: null, split: 0, options: {normalize_features: true}}
@@ -8,6 +8,7 @@ A config has five sections::
     optim: {name: adam, lr: 0.005, weight_decay: 0.0005}
     trainer: {max_epochs: 200, patience: 100, monitor: metric, batch_size: 32, ...}
     eval: {metric: null, folds: null}   # metric null: the dataset's default
+    task: {objective: 1-n}  # options of the task kind's training loop (link prediction)
 
 Every section rejects unknown keys with a :class:`~graphlearn.errors.ConfigError` naming the
 key and the valid ones; ``model`` keys are checked against the model's constructor when it
@@ -97,6 +98,10 @@ class EvalSection(_Section):
                             "value, or the last epoch's (fixed-epoch protocols such as R-GCN's)")
     layer_stats: bool = Field(
         True, description="write per-layer Dirichlet energy and omega (node tasks) to the run dir")
+    every: int = Field(1, ge=1, description="validate every N epochs")
+    batch_size: int = Field(256, ge=1, description="queries ranked at once (link prediction)")
+    ties: Literal["realistic", "optimistic", "pessimistic"] = Field(
+        "realistic", description="rank of the true entity among equal scores (link prediction)")
 
 
 class RunConfig(_Section):
@@ -108,6 +113,10 @@ class RunConfig(_Section):
     optim: OptimSection = Field(default_factory=OptimSection)
     trainer: TrainerSection = Field(default_factory=TrainerSection)
     eval: EvalSection = Field(default_factory=EvalSection)
+    task: dict[str, Any] = Field(
+        default_factory=dict,
+        description="options of the task kind's training loop, checked by the task "
+                    "(link prediction: objective, loss, num_negatives, ...)")
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

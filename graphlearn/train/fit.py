@@ -182,15 +182,19 @@ def fit(
                     ckpt_path, start)
 
 
+RANKING_METRICS = ("mrr", "mr", "hits@1", "hits@3", "hits@10")
+
+
 def _check_names(cfg: RunConfig) -> None:
     """Fail fast on unknown model, dataset or metric names, before any work or warning."""
-    from graphlearn.datasets import DATASETS
+    from graphlearn.datasets import DATASETS, is_path
     from graphlearn.models import MODELS
     from graphlearn.tasks.metrics import METRICS
 
     MODELS.get(cfg.model.name)
-    DATASETS.get(cfg.dataset.name)
-    if cfg.eval.metric is not None:
+    if not is_path(cfg.dataset.name):
+        DATASETS.get(cfg.dataset.name)
+    if cfg.eval.metric is not None and cfg.eval.metric not in RANKING_METRICS:
         METRICS.get(cfg.eval.metric)
 
 
@@ -237,33 +241,19 @@ def _run(cfg: RunConfig, dataset, run_dir: Path | None, out, ckpt_path: str | No
     from graphlearn.data.dataset import TaskKind
     from graphlearn.tasks import TASKS
     from graphlearn.train.callbacks import EpochProgressBar, MetricsCSV, RNGState
-    from graphlearn.train.datamodule import make_loaders
     from graphlearn.train.plots import plot_learning_curve
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    metric = cfg.eval.metric or dataset.info.metric
     task_cls = TASKS[dataset.task]
-    task = task_cls(
-        model=cfg.model.name,
-        model_kwargs=cfg.model.hyperparameters(),
-        in_channels=dataset.num_features,
-        num_classes=dataset.num_classes,
-        edge_dim=dataset.num_edge_features or None,
-        graph_stats=_graph_stats(dataset),
-        metric=metric,
-        optimizer=cfg.optim.name,
-        lr=cfg.optim.lr,
-        weight_decay=cfg.optim.weight_decay,
-        param_groups=cfg.optim.param_groups or None,
-    )
-    loaders = make_loaders(dataset, cfg)
+    task = task_cls.from_config(cfg, dataset)
+    loaders = task_cls.make_loaders(dataset, cfg)
 
     if run_dir is None:
         run_dir = _new_run_dir(cfg, out)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
     monitor = f"val/{task.metric_name}" if cfg.trainer.monitor == "metric" else "val/loss"
-    mode = "max" if cfg.trainer.monitor == "metric" else "min"
+    mode = "max" if cfg.trainer.monitor == "metric" and task.metric_name != "mr" else "min"
     checkpoint = ModelCheckpoint(
         dirpath=run_dir / "checkpoints", filename="best-epoch={epoch:04d}", monitor=monitor,
         mode=mode, save_top_k=1, save_last="link", auto_insert_metric_name=False,
@@ -286,6 +276,7 @@ def _run(cfg: RunConfig, dataset, run_dir: Path | None, out, ckpt_path: str | No
         num_sanity_val_steps=0,
         default_root_dir=str(run_dir),
         log_every_n_steps=1,
+        check_val_every_n_epoch=cfg.eval.every,
     )
     trainer.fit(task, train_dataloaders=loaders["train"], val_dataloaders=loaders["val"],
                 ckpt_path=ckpt_path)

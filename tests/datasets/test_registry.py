@@ -25,10 +25,17 @@ def test_info_is_complete(name):
     assert isinstance(info, DatasetInfo) and info.name == name
     for field in ("description", "metric", "splits", "url", "citation", "license"):
         assert getattr(info, field).strip(), field
-    assert info.metric in METRICS
     assert info.url.startswith("http")
+    if info.task is TaskKind.LINK_PREDICTION:
+        from graphlearn.kg.task import RANKING_METRICS
+
+        assert info.metric in RANKING_METRICS
+    else:
+        assert info.metric in METRICS
     if info.task is TaskKind.NODE_CLASSIFICATION:
         assert {"num_nodes", "num_edges", "num_features", "num_classes"} <= set(info.stats)
+    elif info.task is TaskKind.LINK_PREDICTION:
+        assert "_v" in name or {"entities", "relations", "train", "test"} <= set(info.stats)
     else:
         assert info.task is TaskKind.GRAPH_CLASSIFICATION
         assert {"num_graphs", "num_features", "num_classes"} <= set(info.stats)

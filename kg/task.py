@@ -1,0 +1,325 @@
+"""``LinkPredictionTask``: trains a :class:`~graphlearn.kg.model.KGModel` and ranks with filters.
+
+Training objectives (``task.objective`` in a config):
+
+- ``"1-n"`` (default): every training triple is a query on each side, ``(h, r, ?)`` and
+  ``(?, r, t)``; the model scores all entities and the loss is cross-entropy against the true
+  answer (``task.loss: ce``, Lacroix et al., 2018; the loss of RED-GNN and NBFNet) or binary
+  cross-entropy against every known answer with label smoothing (``task.loss: bce``, ConvE).
+- ``"negative-sampling"``: each triple against ``task.num_negatives`` corruptions of its head
+  or tail (half each), drawn uniformly; ``task.loss`` is ``nssa`` (self-adversarial
+  negative sampling of RotatE, temperature ``task.adversarial_temperature``), ``softplus``
+  or ``margin`` (``task.margin``).
+
+Reasoners (``uses_graph``) get the stage's fact graph; when the training queries are facts
+themselves (datasets without a separate ``facts`` split), each batch's query edges and their
+inverses are removed from the graph it reasons over, so a query is never answered by its
+own edge.
+
+Validation and test rank every entity of the stage's graph, filtered as
+:meth:`~graphlearn.kg.dataset.LinkPredictionDataset.stage` says, and log MRR, MR and
+Hits@1/3/10 over both sides plus ``head/...`` and ``tail/...`` per side.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from graphlearn.kg.dataset import LinkPredictionDataset, Stage
+from graphlearn.kg.evaluation import TIES, FilterIndex, filtered_ranks, rank_metrics
+from graphlearn.kg.model import KGModel, MessageGraph, message_graph
+from torch import Tensor
+
+from graphlearn.data.dataset import TaskKind
+from graphlearn.errors import ConfigError
+from graphlearn.train.optim import build_optimizer
+
+__all__ = ["LinkPredictionTask", "RANKING_METRICS", "TASK_OPTIONS"]
+
+RANKING_METRICS = ("mrr", "mr", "hits@1", "hits@3", "hits@10")
+
+#: ``task:`` config keys of link prediction and their defaults.
+TASK_OPTIONS: dict[str, Any] = {
+    "objective": "1-n",
+    "loss": None,  # ce for 1-n, nssa for negative-sampling
+    "num_negatives": 64,
+    "adversarial_temperature": 1.0,
+    "margin": 1.0,
+    "label_smoothing": 0.0,
+    "sides": ["head", "tail"],
+}
+_LOSSES = {"1-n": ("ce", "bce"), "negative-sampling": ("nssa", "softplus", "margin")}
+
+
+def check_task_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``options`` over :data:`TASK_OPTIONS`, rejecting unknown keys and values."""
+    unknown = sorted(set(options) - set(TASK_OPTIONS))
+    if unknown:
+        raise ConfigError(f"config key 'task.{unknown[0]}' is not an option of link prediction; "
+                          f"valid keys: {', '.join(TASK_OPTIONS)}")
+    out = {**TASK_OPTIONS, **options}
+    if out["objective"] not in _LOSSES:
+        raise ConfigError(f"task.objective must be one of {', '.join(_LOSSES)}, got "
+                          f"{out['objective']!r}")
+    out["loss"] = out["loss"] or _LOSSES[out["objective"]][0]
+    if out["loss"] not in _LOSSES[out["objective"]]:
+        raise ConfigError(f"task.loss={out['loss']!r} does not go with objective "
+                          f"{out['objective']!r}; choose one of {', '.join(_LOSSES[out['objective']])}")
+    sides = out["sides"]
+    if isinstance(sides, str):
+        sides = [sides]
+    if not sides or any(s not in ("head", "tail") for s in sides):
+        raise ConfigError(f"task.sides must be a non-empty subset of [head, tail], got {sides!r}")
+    out["sides"] = list(sides)
+    if int(out["num_negatives"]) < 1:
+        raise ConfigError("task.num_negatives must be >= 1")
+    if not 0 <= float(out["label_smoothing"]) < 1:
+        raise ConfigError("task.label_smoothing must be in [0, 1)")
+    return out
+
+
+def build_kg_model(name: str, num_entities: int, num_relations: int,
+                   **hyperparameters: Any) -> KGModel:
+    """Build registered link-prediction model ``name``, checking its hyperparameter names."""
+    from graphlearn.models import MODELS
+
+    spec = MODELS.get(name)
+    if TaskKind.LINK_PREDICTION not in spec.tasks:
+        served = ", ".join(sorted(t.value for t in spec.tasks))
+        raise ConfigError(f"model {name!r} does not serve link_prediction (it serves {served}); "
+                          f"choose a knowledge-graph model (`graphlearn models list`)")
+    params = inspect.signature(spec.cls).parameters
+    fixed = {"num_entities", "num_relations"}
+    allowed = sorted(p for p in params if p not in fixed
+                     and params[p].kind is not inspect.Parameter.VAR_KEYWORD)
+    for key in hyperparameters:
+        if key not in allowed:
+            raise ConfigError(f"config key 'model.{key}' is not a hyperparameter of model {name!r}; "
+                              f"valid keys: {', '.join(allowed)}")
+    kwargs = dict(hyperparameters)
+    kwargs["num_relations"] = num_relations
+    if "num_entities" in params:
+        kwargs["num_entities"] = num_entities
+    try:
+        return spec.cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"model {name!r} rejected its hyperparameters {hyperparameters}: {exc}"
+                          ) from exc
+
+
+class LinkPredictionTask(L.LightningModule):
+    """Link prediction on a :class:`~graphlearn.kg.dataset.LinkPredictionDataset`.
+
+    Args:
+        model (str): Registered link-prediction model.
+        model_kwargs (dict): Its hyperparameters.
+        num_entities (int): Entities of the training graph.
+        num_relations (int): Base relations.
+        task_options (dict): The ``task:`` config section (see :data:`TASK_OPTIONS`).
+        metric (str): Model-selection metric (``mrr`` by default).
+        optimizer, lr, weight_decay, param_groups: As for the classification tasks.
+        eval_batch_size (int): Queries ranked at once.
+        ties (str): Tie handling of the ranking.
+        dataset (LinkPredictionDataset, optional): The data; needed for training and
+            evaluation, not stored in checkpoints.
+    """
+
+    kind = TaskKind.LINK_PREDICTION
+
+    def __init__(
+        self,
+        model: str,
+        model_kwargs: dict[str, Any] | None = None,
+        num_entities: int = 1,
+        num_relations: int = 1,
+        task_options: dict[str, Any] | None = None,
+        metric: str = "mrr",
+        optimizer: str = "adam",
+        lr: float = 0.001,
+        weight_decay: float = 0.0,
+        param_groups: dict[str, dict[str, float]] | None = None,
+        eval_batch_size: int = 256,
+        ties: str = "realistic",
+        dataset: LinkPredictionDataset | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["dataset"])
+        self.options = check_task_options(task_options or {})
+        if metric not in RANKING_METRICS:
+            raise ConfigError(f"eval.metric={metric!r} is not a ranking metric; choose one of "
+                              f"{', '.join(RANKING_METRICS)}")
+        if ties not in TIES:
+            raise ConfigError(f"eval.ties must be one of {', '.join(TIES)}, got {ties!r}")
+        self.metric_name = metric
+        self.model = build_kg_model(model, num_entities, num_relations, **(model_kwargs or {}))
+        self._dataset = None
+        self._stages: dict[str, Stage] = {}
+        self._cache: dict[str, Any] = {}
+        self._ranks: dict[str, dict[str, list[Tensor]]] = {}
+        if dataset is not None:
+            self.attach(dataset)
+
+    @classmethod
+    def from_config(cls, cfg, dataset: LinkPredictionDataset) -> LinkPredictionTask:
+        return cls(
+            model=cfg.model.name, model_kwargs=cfg.model.hyperparameters(),
+            num_entities=dataset.num_entities, num_relations=dataset.num_relations,
+            task_options=dict(cfg.task), metric=cfg.eval.metric or dataset.info.metric,
+            optimizer=cfg.optim.name, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
+            param_groups=cfg.optim.param_groups or None, eval_batch_size=cfg.eval.batch_size,
+            ties=cfg.eval.ties, dataset=dataset,
+        )
+
+    @staticmethod
+    def make_loaders(dataset: LinkPredictionDataset, cfg) -> dict[str, Any]:
+        """Shuffled batches of training triples; ordered batches of val/test queries."""
+        from torch.utils.data import DataLoader
+
+        gen = torch.Generator().manual_seed(int(cfg.seed))
+        loaders = {}
+        for stage in ("train", "val", "test"):
+            queries = dataset.stage(stage).queries
+            if queries.numel() == 0:
+                from graphlearn.errors import EmptyGraphError
+
+                raise EmptyGraphError(f"dataset {dataset.info.name!r} has no {stage} triples")
+            size = cfg.trainer.batch_size if stage == "train" else cfg.eval.batch_size
+            loaders[stage] = DataLoader(queries, batch_size=size, shuffle=stage == "train",
+                                        generator=gen if stage == "train" else None)
+        return loaders
+
+    def attach(self, dataset: LinkPredictionDataset) -> None:
+        """Give the task its data (after ``load_from_checkpoint``, which stores none)."""
+        if dataset.num_relations != self.hparams.num_relations:
+            raise ConfigError(f"dataset {dataset.info.name!r} has {dataset.num_relations} relations "
+                              f"but the model was built for {self.hparams.num_relations}")
+        self._dataset = dataset
+        self._stages = {s: dataset.stage(s) for s in ("train", "val", "test")}
+        self._cache = {}
+
+    # ------------------------------------------------------------------ data on device
+    def stage_graph(self, stage: str) -> MessageGraph | None:
+        """The fact graph of ``stage`` on the model's device (``None`` for embedding models)."""
+        if not self.model.uses_graph:
+            return None
+        key = f"graph/{stage}"
+        if key not in self._cache:
+            st = self._stage(stage)
+            self._cache[key] = message_graph(st.facts, st.num_entities,
+                                             self.hparams.num_relations).to(self.device)
+        return self._cache[key]
+
+    def _filter(self, stage: str) -> FilterIndex:
+        key = f"filter/{stage}"
+        if key not in self._cache:
+            st = self._stage(stage)
+            self._cache[key] = FilterIndex(st.filter, st.num_entities).to(self.device)
+        return self._cache[key]
+
+    def _stage(self, stage: str) -> Stage:
+        if not self._stages:
+            raise ConfigError("this LinkPredictionTask has no dataset; call task.attach(dataset)")
+        return self._stages[stage]
+
+    def _queries_are_facts(self) -> bool:
+        st = self._stage("train")
+        return st.facts.data_ptr() == st.queries.data_ptr() or (
+            st.facts.shape == st.queries.shape and bool(torch.equal(st.facts, st.queries)))
+
+    # ------------------------------------------------------------------ scoring
+    def score_all(self, anchors: Tensor, relations: Tensor, side: str, stage: str = "test") -> Tensor:
+        """``(B, num_entities)`` scores of the stage's graph (the ``score_fn`` of ``evaluate``)."""
+        return self.model.score_all(anchors, relations, side, self.stage_graph(stage))
+
+    # ------------------------------------------------------------------ training
+    def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
+        h, r, t = batch.unbind(1)
+        opts = self.options
+        if opts["objective"] == "1-n":
+            graph = self.stage_graph("train")
+            if graph is not None and self._queries_are_facts():
+                graph = graph.without(batch)
+            losses = []
+            for side in opts["sides"]:
+                anchor, true = (h, t) if side == "tail" else (t, h)
+                scores = self.model.score_all(anchor, r, side, graph)
+                if opts["loss"] == "ce":
+                    losses.append(F.cross_entropy(scores, true))
+                else:
+                    target = self._filter("train").targets(anchor, r, side)
+                    eps = float(opts["label_smoothing"])
+                    if eps:
+                        target = (1.0 - eps) * target + eps / target.size(1)
+                    losses.append(F.binary_cross_entropy_with_logits(scores, target))
+            loss = torch.stack(losses).mean()
+        else:
+            loss = self._negative_sampling_loss(h, r, t)
+        reg = self.model.regularization(h, r, t)
+        total = loss + reg
+        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=batch.size(0))
+        return total
+
+    def _negative_sampling_loss(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
+        opts = self.options
+        k = int(opts["num_negatives"])
+        B, E = h.numel(), self.hparams.num_entities
+        pos = self.model.score_triples(h, r, t)
+        corrupt = torch.randint(0, E, (B, k), device=h.device)
+        head_side = torch.rand(B, k, device=h.device) < 0.5
+        nh = torch.where(head_side, corrupt, h.unsqueeze(1))
+        nt = torch.where(head_side, t.unsqueeze(1), corrupt)
+        neg = self.model.score_triples(nh.reshape(-1), r.repeat_interleave(k),
+                                       nt.reshape(-1)).view(B, k)
+        if opts["loss"] == "nssa":
+            weights = torch.softmax(neg.detach() * float(opts["adversarial_temperature"]), dim=1)
+            return (-F.logsigmoid(pos) - (weights * F.logsigmoid(-neg)).sum(1)).mean() / 2
+        if opts["loss"] == "softplus":
+            return (F.softplus(-pos).mean() + F.softplus(neg).mean()) / 2
+        return F.relu(float(opts["margin"]) - pos.unsqueeze(1) + neg).mean()
+
+    # ------------------------------------------------------------------ evaluation
+    def validation_step(self, batch: Tensor, batch_idx: int) -> None:
+        self._rank_batch(batch, "val")
+
+    def test_step(self, batch: Tensor, batch_idx: int) -> None:
+        self._rank_batch(batch, "test")
+
+    @torch.no_grad()
+    def _rank_batch(self, batch: Tensor, stage: str) -> None:
+        h, r, t = batch.unbind(1)
+        index = self._filter(stage)
+        graph = self.stage_graph(stage)
+        store = self._ranks.setdefault(stage, {"head": [], "tail": []})
+        for side in ("head", "tail"):
+            anchor, true = (h, t) if side == "tail" else (t, h)
+            scores = self.model.score_all(anchor, r, side, graph)
+            rows, ents = index.answers(anchor, r, side)
+            store[side].append(filtered_ranks(scores.float(), true, rows, ents,
+                                              self.hparams.ties).cpu())
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_ranks("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_ranks("test")
+
+    def _log_ranks(self, stage: str) -> None:
+        store = self._ranks.pop(stage, None)
+        if not store or not store["tail"]:
+            return
+        per_side = {side: torch.cat(v) for side, v in store.items()}
+        n = int(per_side["tail"].numel())
+        for key, value in rank_metrics(torch.cat([per_side["head"], per_side["tail"]])).items():
+            self.log(f"{stage}/{key}", value, batch_size=n)
+        for side, ranks in per_side.items():
+            for key, value in rank_metrics(ranks).items():
+                self.log(f"{stage}/{side}/{key}", value, batch_size=n)
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        return build_optimizer(self.model, hp.optimizer, hp.lr, hp.weight_decay,
+                               hp.get("param_groups"))
