@@ -2,8 +2,11 @@
 
 - Embedding models (:mod:`graphlearn.kg.models.embedding`): ``transe``, ``distmult``,
   ``complex``, ``rotate``.
+- GNN reasoners: ``nbfnet`` (:mod:`graphlearn.kg.models.nbfnet`), ``red-gnn`` and
+  ``run-gnn`` (:mod:`graphlearn.kg.models.redgnn`).
 """
 
+from graphlearn.kg.models import embedding, nbfnet, redgnn  # noqa: F401  (importing registers them)
 from graphlearn.kg.models.embedding import DistMult
 
 __all__ = ["DistMult"]
