@@ -1,0 +1,100 @@
+"""LinkPredictionTask in the trainer: config checks, fact graphs, both objectives end to end."""
+
+import json
+
+import pytest
+import torch
+
+import graphlearn
+from graphlearn.errors import ConfigError
+from graphlearn.kg import MessageGraph, message_graph
+from graphlearn.kg.task import TASK_OPTIONS, check_task_options
+
+
+def _write_kg(folder, n=12, seed=0):
+    """A small KG with learnable structure: r0 = successor on a ring, r1 = its inverse."""
+    folder.mkdir()
+    g = torch.Generator().manual_seed(seed)
+    triples = [(f"e{i}", "next", f"e{(i + 1) % n}") for i in range(n)]
+    triples += [(f"e{(i + 1) % n}", "prev", f"e{i}") for i in range(n)]
+    perm = torch.randperm(len(triples), generator=g).tolist()
+    triples = [triples[i] for i in perm]
+    splits = {"train": triples[:-6], "valid": triples[-6:-3], "test": triples[-3:]}
+    for name, rows in splits.items():
+        (folder / f"{name}.txt").write_text("".join("\t".join(t) + "\n" for t in rows))
+    return folder
+
+
+def test_task_options_defaults_and_errors():
+    opts = check_task_options({})
+    assert opts["objective"] == "1-n" and opts["loss"] == "ce"
+    assert check_task_options({"objective": "negative-sampling"})["loss"] == "nssa"
+    assert set(opts) == set(TASK_OPTIONS)
+    with pytest.raises(ConfigError, match="task.num_negative'.*valid keys"):
+        check_task_options({"num_negative": 3})
+    with pytest.raises(ConfigError, match="does not go with objective"):
+        check_task_options({"objective": "1-n", "loss": "nssa"})
+    with pytest.raises(ConfigError, match="task.sides"):
+        check_task_options({"sides": ["left"]})
+    assert check_task_options({"sides": "tail"})["sides"] == ["tail"]
+
+
+def test_message_graph_has_inverses_and_drops_batch_edges():
+    facts = torch.tensor([[0, 0, 1], [1, 1, 2], [2, 0, 0]])
+    g = message_graph(facts, num_entities=3, num_relations=2)
+    assert isinstance(g, MessageGraph) and g.num_edges == 6
+    assert g.edge_index[:, 3:].tolist() == [[1, 2, 0], [0, 1, 2]]
+    assert g.edge_type.tolist() == [0, 1, 0, 2, 3, 2]
+    dropped = g.without(facts[1:2])
+    assert dropped.num_edges == 4
+    kept = set(zip(dropped.edge_index[0].tolist(), dropped.edge_type.tolist(),
+                   dropped.edge_index[1].tolist(), strict=True))
+    # (source, edge type, target): the fact (1, r1, 2) and its inverse (2, r1 + 2, 1) are gone
+    assert kept == {(0, 0, 1), (2, 0, 0), (1, 2, 0), (0, 2, 2)}
+
+
+def test_classification_rejects_task_section(tmp_path):
+    with pytest.raises(ConfigError, match="configures link prediction"):
+        graphlearn.fit(model="gatv2", dataset="karate", epochs=1, seed=0, out=tmp_path / "r",
+                       **{"task.objective": "1-n"})
+
+
+def test_unknown_task_key_fails_before_training(tmp_path):
+    kg = _write_kg(tmp_path / "ring")
+    with pytest.raises(ConfigError, match="task.objectiv'"):
+        graphlearn.fit(model="distmult", dataset=str(kg), epochs=1, seed=0, out=tmp_path / "r",
+                       **{"task.objectiv": "1-n"})
+
+
+def test_kg_model_on_node_dataset_and_node_model_on_kg_are_clear(tmp_path):
+    kg = _write_kg(tmp_path / "ring")
+    with pytest.raises(ConfigError, match="does not serve link_prediction"):
+        graphlearn.fit(model="gatv2", dataset=str(kg), epochs=1, seed=0, out=tmp_path / "a")
+    with pytest.raises(ConfigError, match="does not serve node_classification"):
+        graphlearn.fit(model="distmult", dataset="karate", epochs=1, seed=0, out=tmp_path / "b")
+
+
+@pytest.mark.parametrize("objective", ["1-n", "negative-sampling"])
+def test_fit_on_a_user_tsv_folder_writes_ranking_metrics(tmp_path, objective):
+    kg = _write_kg(tmp_path / "ring")
+    result = graphlearn.fit(
+        model="distmult", dataset=str(kg), epochs=3, seed=0, out=tmp_path / "run",
+        **{"task.objective": objective, "model.dim": 8, "trainer.batch_size": 8,
+           "optim.weight_decay": 0.0, "eval.metric": "hits@10"})
+    assert result.task == "link_prediction" and result.metric == "hits@10"
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    for stage in ("val", "test"):
+        m = summary["metrics"][stage]
+        assert {"mrr", "mr", "hits@1", "hits@3", "hits@10", "head/mrr", "tail/mrr"} <= set(m)
+        assert 0 < m["mrr"] <= 1 and 1 <= m["mr"] <= 12
+        # the overall MRR is the mean of the two sides (each side has the same query count)
+        assert m["mrr"] == pytest.approx((m["head/mrr"] + m["tail/mrr"]) / 2, rel=1e-5)
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
+
+
+def test_kg_models_are_listed_by_the_model_registry():
+    from graphlearn.data.dataset import TaskKind
+    from graphlearn.models import MODELS
+
+    assert "distmult" in MODELS
+    assert TaskKind.LINK_PREDICTION in MODELS.get("distmult").tasks
