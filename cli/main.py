@@ -24,7 +24,9 @@ app = typer.Typer(
 datasets_app = typer.Typer(help="List and describe the registered datasets.", no_args_is_help=True)
 models_app = typer.Typer(help="List the registered models.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
+kg_app = typer.Typer(help="Knowledge graphs: ask a trained link-prediction run.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+app.add_typer(kg_app, name="kg")
 
 EXIT_USER_ERROR = 2
 
@@ -158,6 +160,28 @@ def models_list(
         return
     for r in rows:
         typer.echo(f"{r['name']:<12} {', '.join(r['tasks']):<45} {r['description']}")
+
+
+@kg_app.command("predict")
+def kg_predict(
+    run: str = typer.Option(..., "--run", "-r", help="Run directory written by `graphlearn fit`."),
+    relation: str = typer.Option(..., "--relation", help="Relation label."),
+    head: str | None = typer.Option(None, "--head", help="Head label: rank tails of (head, relation, ?)."),
+    tail: str | None = typer.Option(None, "--tail", help="Tail label: rank heads of (?, relation, tail)."),
+    k: int = typer.Option(10, "-k", "--top", help="How many answers."),
+    filter_known: bool = typer.Option(
+        True, "--filter/--no-filter",
+        help="Leave out answers that are known facts of the graph (--no-filter ranks and marks them)."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Print the top-k answers of a link-prediction query as `rank  label  score`."""
+    from graphlearn.kg.predict import format_predictions, predict
+
+    rows = predict(run, head=head, relation=relation, tail=tail, k=k, filter=filter_known)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    typer.echo(format_predictions(rows))
 
 
 def _format_warning(message, category, filename, lineno, line=None) -> str:

@@ -139,14 +139,18 @@ def filtered_ranks(scores: Tensor, true: Tensor, filter_rows: Tensor | None = No
     if bool(torch.isnan(target).any()) or bool(torch.isnan(scores).any()):
         raise NonFiniteError("the score function returned NaN; check the model (diverged "
                              "training, log of zero) before evaluating")
+    above = scores > target
+    tied = scores == target  # includes the true entity itself
     if filter_rows is not None and filter_rows.numel():
+        # a filtered entity drops out of both counts (a mask, not a -inf score, so a true
+        # entity scored -inf does not tie with the filtered ones)
         keep = filter_entities != true[filter_rows]
-        scores = scores.clone()
-        scores[filter_rows[keep], filter_entities[keep]] = float("-inf")
-    greater = (scores > target).sum(1)
+        above[filter_rows[keep], filter_entities[keep]] = False
+        tied[filter_rows[keep], filter_entities[keep]] = False
+    greater = above.sum(1)
     if ties == "optimistic":
         return (greater + 1).double()
-    equal = (scores == target).sum(1)  # counts the true entity itself
+    equal = tied.sum(1)
     pessimistic = (greater + equal).double()
     if ties == "pessimistic":
         return pessimistic

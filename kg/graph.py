@@ -70,7 +70,11 @@ def _read_vocab(path: Path) -> list[str] | None:
     if not path.is_file():
         return None
     labels = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    # split on "\n" only, as read_triples_tsv does: str.splitlines() would also split at
+    # \x0b, \x0c, \x1c-\x1e, \x85, \u2028 and \u2029, which labels may hold
+    with path.open(encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    for line in lines:
         # RED-GNN/GraIL vocabularies are one label per line, optionally "label<TAB>id"
         label = line.split("\t")[0].strip()
         if label:
@@ -311,6 +315,47 @@ class KnowledgeGraph:
             lines = ("\t".join(t) + "\n" for t in self.labeled_triples(split))
             (folder / f"{split}.txt").write_text("".join(lines), encoding="utf-8")
         return folder
+
+    # ------------------------------------------------------------------ conversions
+    @classmethod
+    def from_rdf(cls, source, format: str | None = None, **kwargs) -> KnowledgeGraph:
+        """From an rdflib ``Graph`` or RDF file (see :func:`graphlearn.kg.convert.from_rdf`)."""
+        from graphlearn.kg.convert import from_rdf
+
+        return from_rdf(source, format, **kwargs)
+
+    def to_rdf(self, split: str | Sequence[str] | None = None, **kwargs):
+        """An rdflib ``Graph`` of the triples (see :func:`graphlearn.kg.convert.to_rdf`)."""
+        from graphlearn.kg.convert import to_rdf
+
+        return to_rdf(self, split, **kwargs)
+
+    @classmethod
+    def from_networkx(cls, graph, **kwargs) -> KnowledgeGraph:
+        """From a networkx graph (see :func:`graphlearn.kg.convert.from_networkx`)."""
+        from graphlearn.kg.convert import from_networkx
+
+        return from_networkx(graph, **kwargs)
+
+    def to_networkx(self, split: str | Sequence[str] | None = None):
+        """A networkx ``MultiDiGraph`` (see :func:`graphlearn.kg.convert.to_networkx`)."""
+        from graphlearn.kg.convert import to_networkx
+
+        return to_networkx(self, split)
+
+    @classmethod
+    def from_pyg(cls, data, entities: Sequence[str] | None = None,
+                 relations: Sequence[str] | None = None, **kwargs) -> KnowledgeGraph:
+        """From a PyG ``Data`` with ``edge_type`` (see :func:`graphlearn.kg.convert.from_pyg`)."""
+        from graphlearn.kg.convert import from_pyg
+
+        return from_pyg(data, entities, relations, **kwargs)
+
+    def to_pyg(self, split: str | Sequence[str] | None = "train"):
+        """A PyG ``Data`` with ``edge_type`` (see :func:`graphlearn.kg.convert.to_pyg`)."""
+        from graphlearn.kg.convert import to_pyg
+
+        return to_pyg(self, split)
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{k}={v.size(0)}" for k, v in self.splits.items())
