@@ -4,11 +4,11 @@ import json
 
 import pytest
 import torch
+from graphlearn.kg import MessageGraph, message_graph
+from graphlearn.kg.task import TASK_OPTIONS, check_task_options
 
 import graphlearn
 from graphlearn.errors import ConfigError
-from graphlearn.kg import MessageGraph, message_graph
-from graphlearn.kg.task import TASK_OPTIONS, check_task_options
 
 
 def _write_kg(folder, n=12, seed=0):
