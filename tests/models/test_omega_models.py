@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -271,15 +269,12 @@ def test_learns_cora(cora, name, threshold):
     data = cora.data
     model = MODELS.get(name).cls(cora.num_features, cora.num_classes, hidden_channels=64,
                                  num_layers=2, dropout=0.6)
-    start = time.perf_counter()
     best_val, test_acc = train_node_model(model, data, epochs=100)
-    elapsed = time.perf_counter() - start
     assert test_acc >= threshold, (name, best_val, test_acc)
     assert best_val >= threshold - 0.05
     # omega moved away from its initial value of 1: it is being learnt
     assert any(not torch.allclose(layer.omega, torch.ones_like(layer.omega))
                for layer in model.convs)
-    assert elapsed < 60, f"{name} took {elapsed:.1f}s"
 
 
 @pytest.mark.parametrize("granularity", ["channel", "layer", "global"])
