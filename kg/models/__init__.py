@@ -7,6 +7,6 @@
 """
 
 from graphlearn.kg.models import embedding, nbfnet, redgnn  # noqa: F401  (importing registers them)
-from graphlearn.kg.models.embedding import DistMult
+from graphlearn.kg.models.embedding import ComplEx, DistMult, RotatE, TransE
 
-__all__ = ["DistMult"]
+__all__ = ["ComplEx", "DistMult", "RotatE", "TransE"]
