@@ -40,7 +40,6 @@ import argparse
 import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,6 +47,7 @@ from pathlib import Path
 
 import torch
 from rgnn import peak_rss_mb, reset_peak_rss, rss_mb
+from rgnn import run_worker as run_subprocess
 
 MODELS = ("rotate", "distmult", "complex")
 
@@ -255,16 +255,7 @@ def run_worker(args, impl: str, phase: str) -> dict:
         value = getattr(args, key)
         if value is not None:
             cmd += [f"--{key.replace('_', '-')}", str(value)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
-    except subprocess.TimeoutExpired:
-        return {"status": f"timeout (> {args.timeout} s)"}
-    if proc.returncode != 0:
-        lines = (proc.stderr or proc.stdout).strip().splitlines()
-        why = "killed (out of memory?)" if proc.returncode in (-9, 137) else (
-            lines[-1] if lines else f"exit {proc.returncode}")
-        return {"status": f"failed: {why}"}
-    return {"status": "ok", **json.loads(proc.stdout.strip().splitlines()[-1])}
+    return run_subprocess(cmd, args.timeout)
 
 
 def _ratio(a: dict, b: dict, key: str) -> float | None:

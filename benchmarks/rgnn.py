@@ -313,6 +313,24 @@ def worker(args) -> dict:
             "source": g["source"]}
 
 
+def run_worker(cmd: list[str], timeout: float) -> dict:
+    """Run a worker subprocess; its last stdout line is a JSON dict of measurements.
+
+    Returns ``{"status": "ok", **measurements}``, or ``{"status": "timeout ..."}`` /
+    ``{"status": "failed: <last error line>"}`` (exit -9/137 is reported as out of memory).
+    """
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"status": f"timeout (> {timeout} s)"}
+    if proc.returncode != 0:
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        why = "killed (out of memory?)" if proc.returncode in (-9, 137) else (
+            lines[-1] if lines else f"exit {proc.returncode}")
+        return {"status": f"failed: {why}"}
+    return {"status": "ok", **json.loads(proc.stdout.strip().splitlines()[-1])}
+
+
 def run_one(args, case: str, model: str, impl: str) -> dict:
     cmd = [sys.executable, __file__, "--worker", "--case", case, "--model", model, "--impl",
            impl, "--device", args.device, "--repeats", str(args.repeats), "--warmup",
@@ -321,16 +339,7 @@ def run_one(args, case: str, model: str, impl: str) -> dict:
         cmd += ["--threads", str(args.threads)]
     if args.data_root:
         cmd += ["--data-root", args.data_root]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
-    except subprocess.TimeoutExpired:
-        return {"status": f"timeout (> {args.timeout} s)"}
-    if proc.returncode != 0:
-        lines = (proc.stderr or proc.stdout).strip().splitlines()
-        why = "killed (out of memory?)" if proc.returncode in (-9, 137) else (
-            lines[-1] if lines else f"exit {proc.returncode}")
-        return {"status": f"failed: {why}"}
-    return {"status": "ok", **json.loads(proc.stdout.strip().splitlines()[-1])}
+    return run_worker(cmd, args.timeout)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -36,11 +36,11 @@ from torch import Tensor
 
 from graphlearn.data.dataset import TaskKind
 from graphlearn.errors import ConfigError
+from graphlearn.tasks.metrics import RANKING_METRICS
 from graphlearn.train.optim import build_optimizer
 
 __all__ = ["LinkPredictionTask", "RANKING_METRICS", "TASK_OPTIONS"]
 
-RANKING_METRICS = ("mrr", "mr", "hits@1", "hits@3", "hits@10")
 
 #: ``task:`` config keys of link prediction and their defaults.
 TASK_OPTIONS: dict[str, Any] = {

@@ -12,9 +12,13 @@ from torch import Tensor
 from graphlearn.errors import InvalidArgumentError
 from graphlearn.registry import Registry
 
-__all__ = ["METRICS", "accuracy", "roc_auc", "macro_f1"]
+__all__ = ["METRICS", "RANKING_METRICS", "accuracy", "roc_auc", "macro_f1"]
 
 METRICS: Registry = Registry("metric")
+
+#: Link-prediction metrics (computed from filtered ranks by :mod:`graphlearn.kg.evaluation`,
+#: not from logits, so they are names only here: the trainer checks ``eval.metric`` against them).
+RANKING_METRICS = ("mrr", "mr", "hits@1", "hits@3", "hits@10")
 
 
 @METRICS.register("accuracy", aliases=("acc",))

@@ -182,14 +182,11 @@ def fit(
                     ckpt_path, start)
 
 
-RANKING_METRICS = ("mrr", "mr", "hits@1", "hits@3", "hits@10")
-
-
 def _check_names(cfg: RunConfig) -> None:
     """Fail fast on unknown model, dataset or metric names, before any work or warning."""
     from graphlearn.datasets import DATASETS, is_path
     from graphlearn.models import MODELS
-    from graphlearn.tasks.metrics import METRICS
+    from graphlearn.tasks.metrics import METRICS, RANKING_METRICS
 
     MODELS.get(cfg.model.name)
     if not is_path(cfg.dataset.name):

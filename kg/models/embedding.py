@@ -202,8 +202,27 @@ class TransE(_EmbeddingModel):
         return self.gamma - torch.linalg.vector_norm(h + rel - t, ord=self.p, dim=-1)
 
 
+class _BilinearModel(_EmbeddingModel):
+    """Shared constructor and initialisation of the bilinear models (DistMult, ComplEx)."""
+
+    def __init__(self, num_entities: int, num_relations: int, *, dim: int = 200,
+                 init_scale: float | None = None, reciprocal: bool = False,
+                 regularizer: str = "none", regularizer_weight: float = 0.0) -> None:
+        super().__init__(num_entities, num_relations, dim, reciprocal, regularizer,
+                         regularizer_weight)
+        self.init_scale = init_scale
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for table in (self.entity, self.relation):
+            if self.init_scale is None:
+                nn.init.xavier_uniform_(table.weight)
+            else:
+                nn.init.normal_(table.weight, std=self.init_scale)
+
+
 @register_model("distmult", tasks=(TaskKind.LINK_PREDICTION,))
-class DistMult(_EmbeddingModel):
+class DistMult(_BilinearModel):
     r"""DistMult (Yang et al., ICLR 2015): a diagonal bilinear form.
 
     .. math::
@@ -222,21 +241,6 @@ class DistMult(_EmbeddingModel):
         regularizer_weight (float): Its weight (default: :obj:`0.0`).
     """
 
-    def __init__(self, num_entities: int, num_relations: int, *, dim: int = 200,
-                 init_scale: float | None = None, reciprocal: bool = False,
-                 regularizer: str = "none", regularizer_weight: float = 0.0) -> None:
-        super().__init__(num_entities, num_relations, dim, reciprocal, regularizer,
-                         regularizer_weight)
-        self.init_scale = init_scale
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        for table in (self.entity, self.relation):
-            if self.init_scale is None:
-                nn.init.xavier_uniform_(table.weight)
-            else:
-                nn.init.normal_(table.weight, std=self.init_scale)
-
     def _score_all(self, anchor: Tensor, rel: Tensor, side: str) -> Tensor:
         return (anchor * rel) @ self.entity.weight.T  # symmetric: same form on both sides
 
@@ -245,7 +249,7 @@ class DistMult(_EmbeddingModel):
 
 
 @register_model("complex", tasks=(TaskKind.LINK_PREDICTION,))
-class ComplEx(_EmbeddingModel):
+class ComplEx(_BilinearModel):
     r"""ComplEx (Trouillon et al., ICML 2016): a bilinear form over complex embeddings.
 
     .. math::
@@ -269,21 +273,6 @@ class ComplEx(_EmbeddingModel):
     """
 
     _width = 2
-
-    def __init__(self, num_entities: int, num_relations: int, *, dim: int = 200,
-                 init_scale: float | None = None, reciprocal: bool = False,
-                 regularizer: str = "none", regularizer_weight: float = 0.0) -> None:
-        super().__init__(num_entities, num_relations, dim, reciprocal, regularizer,
-                         regularizer_weight)
-        self.init_scale = init_scale
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        for table in (self.entity, self.relation):
-            if self.init_scale is None:
-                nn.init.xavier_uniform_(table.weight)
-            else:
-                nn.init.normal_(table.weight, std=self.init_scale)
 
     def _score_all(self, anchor: Tensor, rel: Tensor, side: str) -> Tensor:
         a_re, a_im = anchor.chunk(2, dim=-1)
