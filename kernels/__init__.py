@@ -9,6 +9,7 @@ from ._dispatch import kernel_mode, triton_available, use_triton
 from .csc import CSCIndex, csc_index
 from .edge_softmax_aggregate import edge_softmax, edge_softmax_aggregate
 from .segment_matmul import gather_scatter_matmul, segment_matmul, type_ptr
+from .selective_scan import selective_scan
 from .weighted_aggregate import weighted_aggregate
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "gather_scatter_matmul",
     "kernel_mode",
     "segment_matmul",
+    "selective_scan",
     "triton_available",
     "type_ptr",
     "use_triton",
