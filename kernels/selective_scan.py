@@ -39,6 +39,8 @@ not grow with the sequence length times the state size.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -62,14 +64,11 @@ _BACKWARD_BUDGET = 1 << 26
 
 
 def expand_groups(M: Tensor, batch: int, dim: int, length: int) -> Tensor:
-    """``B``/``C`` as a ``(batch, dim, state, length)`` view (stride 0 where shared)."""
-    if M.dim() == 2:  # (dim, state): not input-dependent
-        return M.view(1, dim, M.size(1), 1).expand(batch, dim, M.size(1), length)
-    if M.dim() == 3:  # (batch, state, length): one group
-        M = M.unsqueeze(1)
-    g = M.size(1)
-    return M.unsqueeze(2).expand(batch, g, dim // g, M.size(2), length).reshape(
-        batch, dim, M.size(2), length) if g > 1 else M.expand(batch, dim, M.size(2), length)
+    """``B``/``C`` as a ``(batch, dim, state, length)`` per-channel view (stride 0 where shared)."""
+    Mg = as_groups(M, batch, dim, length)
+    groups, n = Mg.size(1), Mg.size(2)
+    return Mg.unsqueeze(2).expand(batch, groups, dim // groups, n, length).reshape(
+        batch, dim, n, length)
 
 
 def acc_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -113,23 +112,44 @@ def _to_packed(x: Tensor, seq: Tensor, pos: Tensor) -> Tensor:
 # ----------------------------------------------------------------------------------------
 
 
-def _scan_padded(u, dl, A, Bx, Cx, h0=None, keep_states=False):
-    """Run the recurrence on (batch, dim, length) float32 inputs; B/C as (b, d, n, l) views.
+def as_groups(M: Tensor, batch: int, dim: int, length: int) -> Tensor:
+    """``B``/``C`` as a ``(batch, groups, state, length)`` view; channel ``d`` uses group
+    ``d // (dim // groups)``. Shared ``(batch, state, length)`` is one group; a constant
+    ``(dim, state)`` is ``dim`` groups broadcast over batch and length (stride 0)."""
+    if M.dim() == 2:
+        return M.view(1, dim, M.size(1), 1).expand(batch, dim, M.size(1), length)
+    return M.unsqueeze(1) if M.dim() == 3 else M
+
+
+def _scan_padded(u, dl, A, Bg, Cg, keep_states=False):
+    """Run the recurrence on (batch, dim, length) inputs with B/C as (b, g, n, l) groups.
 
     Returns ``y`` (without the D skip and the gate), the last state and, with
-    ``keep_states``, every state as a (length, batch, dim, state) tensor.
+    ``keep_states``, every state as a (length, batch, dim, state) tensor. Each step is a
+    few in-place passes over the (batch, dim, state) state and one batched matrix product
+    for the output (``torch.einsum`` over the groups).
     """
     b, d, length = u.shape
-    h = u.new_zeros((b, d, A.size(1))) if h0 is None else h0
+    n, g = A.size(1), Bg.size(1)
+    k = d // g
     y = u.new_empty((b, d, length))
-    states = u.new_empty((length, b, d, A.size(1))) if keep_states else None
+    states = u.new_empty((length, b, d, n)) if keep_states else None
+    h = u.new_zeros((b, d, n))
+    dlu = dl * u
     for t in range(length):
-        dl_t = dl[:, :, t, None]
-        h = torch.exp(dl_t * A) * h + (dl_t * u[:, :, t, None]) * Bx[..., t]
-        y[:, :, t] = (h * Cx[..., t]).sum(-1)
-        if keep_states:
-            states[t] = h
-    return y, h, states
+        dA = torch.exp(dl[:, :, t, None] * A)
+        h = torch.mul(dA, h, out=states[t]) if keep_states else h.mul_(dA)
+        hv = h.view(b, g, k, n)
+        hv.addcmul_(dlu[:, :, t].view(b, g, k, 1), Bg[..., t].unsqueeze(2))
+        y[:, :, t] = torch.einsum("bgkn,bgn->bgk", hv, Cg[..., t]).reshape(b, d)
+    return y, (h.clone() if keep_states else h), states
+
+
+def _pad_groups(Mg: Tensor, seq: Tensor, pos: Tensor, num_seqs: int, max_len: int) -> Tensor:
+    """Pad a (1, g, n, L) group view; a constant (stride-0) one just broadcasts."""
+    if Mg.stride(0) == 0 and Mg.stride(-1) == 0:
+        return Mg[:1, :, :, :1].expand(num_seqs, Mg.size(1), Mg.size(2), max_len)
+    return _to_padded(Mg, seq, pos, num_seqs, max_len)
 
 
 def reference(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None = None,
@@ -144,18 +164,19 @@ def reference(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tens
     batch, dim, length = u.shape
     acc = acc_dtype(u.dtype)
     uf, dl = u.to(acc), process_delta(delta, delta_bias, delta_softplus)
-    Bx = expand_groups(B.to(acc), batch, dim, length)
-    Cx = expand_groups(C.to(acc), batch, dim, length)
+    Bg, Cg = _common_groups(as_groups(B.to(acc), batch, dim, length),
+                            as_groups(C.to(acc), batch, dim, length))
     Af = A.to(acc)
     if ptr is not None:
         seq, pos, max_len = _pack_index(ptr, length)
         S = ptr.numel() - 1
-        up, dlp = _to_padded(uf, seq, pos, S, max_len), _to_padded(dl, seq, pos, S, max_len)
-        Bp, Cp = _to_padded(Bx, seq, pos, S, max_len), _to_padded(Cx, seq, pos, S, max_len)
-        y, last, _ = _scan_padded(up, dlp, Af, Bp, Cp)
+        y, last, _ = _scan_padded(_to_padded(uf, seq, pos, S, max_len),
+                                  _to_padded(dl, seq, pos, S, max_len), Af,
+                                  _pad_groups(Bg, seq, pos, S, max_len),
+                                  _pad_groups(Cg, seq, pos, S, max_len))
         y = _to_packed(y, seq, pos)
     else:
-        y, last, _ = _scan_padded(uf, dl, Af, Bx, Cx)
+        y, last, _ = _scan_padded(uf, dl, Af, Bg, Cg)
     if D is not None:
         y = y + uf * D.to(acc).view(1, -1, 1)
     if z is not None:
@@ -163,15 +184,27 @@ def reference(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tens
     return y.to(u.dtype), last
 
 
-def _group_sum(g: Tensor, like: Tensor, batch: int, dim: int) -> Tensor:
-    """Reduce a (b, d, n, l) gradient to the shape of ``B``/``C`` (groups, shared, constant)."""
-    if like.dim() == 2:
+def _common_groups(Bg: Tensor, Cg: Tensor) -> tuple[Tensor, Tensor]:
+    """B/C group views widened to one group count (the lcm), e.g. a constant B with a shared C."""
+    groups = math.lcm(Bg.size(1), Cg.size(1))
+
+    def widen(M: Tensor) -> Tensor:
+        b, g, n, length = M.shape
+        return M if g == groups else M.unsqueeze(2).expand(b, g, groups // g, n, length).reshape(
+            b, groups, n, length)
+
+    return widen(Bg), widen(Cg)
+
+
+def _reduce_groups(g: Tensor, like: Tensor) -> Tensor:
+    """Reduce a (b, g, n, l) group gradient (g: the common group count) to ``B``/``C``'s shape."""
+    if like.dim() == 2:  # constant (dim, state)
         return g.sum(dim=(0, 3))
-    n, length = g.shape[2], g.shape[3]
-    if like.dim() == 3:
-        return g.sum(1)
-    groups = like.size(1)
-    return g.view(batch, groups, dim // groups, n, length).sum(2)
+    b, groups, n, length = g.shape
+    own = 1 if like.dim() == 3 else like.size(1)
+    if own != groups:
+        g = g.reshape(b, own, groups // own, n, length).sum(2)
+    return g.squeeze(1) if like.dim() == 3 else g
 
 
 def reference_backward(grad_out: Tensor, grad_last: Tensor | None, u: Tensor, delta: Tensor,
@@ -184,76 +217,103 @@ def reference_backward(grad_out: Tensor, grad_last: Tensor | None, u: Tensor, de
     of :math:`y`), and every input gradient is a product of :math:`a_t` with the recomputed
     states :math:`h_{t-1}`, e.g. :math:`\partial L/\partial \Delta_t = \sum_n a_t
     (A\,e^{\Delta_t A} h_{t-1} + B_t u_t)`. The forward states are recomputed in batch
-    slices of bounded size.
+    slices of bounded size; the recomputation also gives the pre-gate output the gradient
+    of ``z`` needs.
     """
     batch, dim, length = u.shape
     acc = acc_dtype(u.dtype)
     uf, dl = u.to(acc), process_delta(delta, delta_bias, delta_softplus)
     Af = A.to(acc)
-    Bx = expand_groups(B.to(acc), batch, dim, length)
-    Cx = expand_groups(C.to(acc), batch, dim, length)
+    Bg, Cg = _common_groups(as_groups(B.to(acc), batch, dim, length),
+                            as_groups(C.to(acc), batch, dim, length))
     g = grad_out.to(acc)
-    g_z = None
-    if z is not None:
-        zf = z.to(acc)
-        sig = torch.sigmoid(zf)
-        y_pre, _ = reference(uf, delta, A, B, C, D, None, delta_bias, delta_softplus, ptr)
-        g_z = (g * y_pre * sig * (1 + zf * (1 - sig))).to(z.dtype)
-        g = g * zf * sig
-    g_D = (g * uf).sum(dim=(0, 2)).to(D.dtype) if D is not None else None
-    g_u = g * D.to(acc).view(1, -1, 1) if D is not None else torch.zeros_like(uf)
-
+    Df = D.to(acc) if D is not None else None
+    zf = z.to(acc) if z is not None else None
     if ptr is not None:
         seq, pos, max_len = _pack_index(ptr, length)
         S = ptr.numel() - 1
-        pad = lambda x: _to_padded(x, seq, pos, S, max_len)  # noqa: E731
-        parts = _adjoint(pad(uf), pad(dl), Af, pad(Bx), pad(Cx), pad(g), grad_last)
-        g_u_s, g_dl, g_A, g_Bx, g_Cx = parts
-        g_u_s, g_dl = _to_packed(g_u_s, seq, pos), _to_packed(g_dl, seq, pos)
-        g_Bx, g_Cx = _to_packed(g_Bx, seq, pos), _to_packed(g_Cx, seq, pos)
+        pad = lambda x: _to_padded(x, seq, pos, S, max_len) if x is not None else None  # noqa: E731
+        parts = _adjoint(pad(uf), pad(dl), Af, _pad_groups(Bg, seq, pos, S, max_len),
+                         _pad_groups(Cg, seq, pos, S, max_len), pad(g), grad_last, Df, pad(zf))
+        g_u, g_dl, g_A, g_Bg, g_Cg, g_D, g_z = (
+            _to_packed(p, seq, pos) if i in (0, 1, 3, 4, 6) and p is not None else p
+            for i, p in enumerate(parts))
     else:
-        g_u_s, g_dl, g_A, g_Bx, g_Cx = _adjoint(uf, dl, Af, Bx, Cx, g, grad_last)
-    g_u = (g_u + g_u_s).to(u.dtype)
+        g_u, g_dl, g_A, g_Bg, g_Cg, g_D, g_z = _adjoint(uf, dl, Af, Bg, Cg, g, grad_last, Df, zf)
     if delta_softplus:
         raw = delta.to(acc) + (delta_bias.to(acc).view(1, -1, 1) if delta_bias is not None else 0)
         g_dl = g_dl * torch.sigmoid(raw)
     g_bias = g_dl.sum(dim=(0, 2)).to(delta_bias.dtype) if delta_bias is not None else None
-    return (g_u, g_dl.to(delta.dtype), g_A.to(A.dtype),
-            _group_sum(g_Bx, B, batch, dim).to(B.dtype), _group_sum(g_Cx, C, batch, dim).to(C.dtype),
-            g_D, g_z, g_bias)
+    return (g_u.to(u.dtype), g_dl.to(delta.dtype), g_A.to(A.dtype),
+            _reduce_groups(g_Bg, B).to(B.dtype), _reduce_groups(g_Cg, C).to(C.dtype),
+            g_D.to(D.dtype) if D is not None else None,
+            g_z.to(z.dtype) if z is not None else None, g_bias)
 
 
-def _adjoint(u, dl, A, Bx, Cx, g, grad_last):
-    """The reverse-time sweep on padded float32 inputs, over batch slices of bounded size."""
+def _adjoint(u, dl, A, Bg, Cg, grad_out, grad_last, D, z):
+    """The reverse-time sweep on padded inputs, over batch slices of bounded size.
+
+    Returns the gradients of ``u``, of the processed ``delta``, of ``A``, of the (b, g, n, l)
+    group views of ``B`` and ``C``, of ``D`` and of ``z``. Per step it does a few passes over
+    the (batch, dim, state) adjoint; sums over a group's channels are batched matrix products
+    (``torch.einsum``), and the terms with :math:`h_{t-1}` are written over the recomputed
+    states (no longer needed by then) and reduced after the sweep in one product each.
+    """
     b, d, length = u.shape
-    n = A.size(1)
+    n, groups = A.size(1), Bg.size(1)
+    k = d // groups
     g_u = torch.empty_like(u)
     g_dl = torch.empty_like(u)
     g_A = torch.zeros_like(A)
-    g_Bx = u.new_empty((b, d, n, length))
-    g_Cx = u.new_empty((b, d, n, length))
+    g_D = torch.zeros_like(D) if D is not None else None
+    g_z = torch.empty_like(z) if z is not None else None
+    g_Bg = u.new_empty((b, groups, n, length))
+    g_Cg = u.new_empty((b, groups, n, length))
+    dlu = dl * u
     step = max(1, _BACKWARD_BUDGET // max(1, length * d * n))
     for lo in range(0, b, step):
         sl = slice(lo, min(b, lo + step))
-        _, _, states = _scan_padded(u[sl], dl[sl], A, Bx[sl], Cx[sl], keep_states=True)
+        rows = sl.stop - sl.start
+        Bs, Cs, u_s, dl_s = Bg[sl], Cg[sl], u[sl], dl[sl]
+        y, _, states = _scan_padded(u_s, dl_s, A, Bs, Cs, keep_states=True)
+        g = grad_out[sl]
+        if D is not None:
+            y = y + u_s * D.view(1, -1, 1)
+        if z is not None:
+            sig = torch.sigmoid(z[sl])
+            g_z[sl] = g * y * sig * (1 + z[sl] * (1 - sig))
+            g = g * z[sl] * sig
+        if D is not None:
+            g_D += (g * u_s).sum(dim=(0, 2))
         a = (grad_last[sl].to(u.dtype).clone() if grad_last is not None
-             else u.new_zeros((states.size(1), d, n)))
+             else u.new_zeros((rows, d, n)))
+        av = a.view(rows, groups, k, n)
+        if length:
+            g_Cg[sl, :, :, -1] = torch.einsum("bgk,bgkn->bgn", g[:, :, -1].view(rows, groups, k),
+                                              states[-1].view(rows, groups, k, n))
         for t in range(length - 1, -1, -1):
-            h_t = states[t]
-            h_prev = states[t - 1] if t > 0 else torch.zeros_like(h_t)
-            dl_t = dl[sl, :, t, None]
-            u_t = u[sl, :, t, None]
-            g_t = g[sl, :, t, None]
-            a = a + g_t * Cx[sl, ..., t]
-            g_Cx[sl, ..., t] = g_t * h_t
-            dA = torch.exp(dl_t * A)
-            dAh = dA * h_prev
-            g_dl[sl, :, t] = (a * (A * dAh + Bx[sl, ..., t] * u_t)).sum(-1)
-            g_A += (a * dl_t * dAh).sum(0)
-            g_u[sl, :, t] = (a * dl_t * Bx[sl, ..., t]).sum(-1)
-            g_Bx[sl, ..., t] = a * dl_t * u_t
-            a = a * dA
-    return g_u, g_dl, g_A, g_Bx, g_Cx
+            g_t = g[:, :, t].view(rows, groups, k)
+            av.addcmul_(g_t.unsqueeze(-1), Cs[..., t].unsqueeze(2))
+            aB = torch.einsum("bgkn,bgn->bgk", av, Bs[..., t]).reshape(rows, d)
+            g_u[sl, :, t] = dl_s[:, :, t] * aB
+            g_dl[sl, :, t] = u_s[:, :, t] * aB
+            g_Bg[sl, :, :, t] = torch.einsum("bgkn,bgk->bgn", av,
+                                             dlu[sl, :, t].view(rows, groups, k))
+            dA = torch.exp(dl_s[:, :, t, None] * A)
+            if t > 0:  # a_t e^{dl_t A} h_{t-1}, over the state h_{t-1} once C's gradient has it
+                g_Cg[sl, :, :, t - 1] = torch.einsum(
+                    "bgk,bgkn->bgn", g[:, :, t - 1].view(rows, groups, k),
+                    states[t - 1].view(rows, groups, k, n))
+                states[t - 1].mul_(a).mul_(dA)
+            a.mul_(dA)
+        if D is not None:
+            g_u[sl] += g * D.view(1, -1, 1)
+        if length > 1:  # terms with h_{t-1}, which is zero at t = 0
+            adAh = states[: length - 1]  # (l-1, rows, d, n)
+            dl_next = dl_s[:, :, 1:].permute(2, 0, 1)  # (l-1, rows, d)
+            g_A += (adAh * dl_next.unsqueeze(-1)).sum(dim=(0, 1))
+            g_dl[sl, :, 1:] += (adAh * A).sum(-1).permute(1, 2, 0)
+    return g_u, g_dl, g_A, g_Bg, g_Cg, g_D, g_z
 
 
 # ----------------------------------------------------------------------------------------
