@@ -66,7 +66,7 @@ from graphlearn.data.dataset import (
 from graphlearn.data.validation import validate
 from graphlearn.errors import InvalidArgumentError
 
-from . import heterophilous, karate, kg, planetoid, rdf, tu  # noqa: F401  (importing registers them)
+from . import heterophilous, karate, kg, planetoid, rdf, textgraph, tu  # noqa: F401  (importing registers them)
 
 __all__ = ["DATASETS", "load", "info", "names", "is_path"]
 

@@ -30,12 +30,16 @@ def test_info_is_complete(name):
         from graphlearn.kg.task import RANKING_METRICS
 
         assert info.metric in RANKING_METRICS
+    elif info.task is TaskKind.TEXT_GRAPH_QA:  # scored by the QA answer, not a trainer metric
+        assert info.metric in ("accuracy", "hits@1")
     else:
         assert info.metric in METRICS
     if info.task is TaskKind.NODE_CLASSIFICATION:
         assert {"num_nodes", "num_edges", "num_features", "num_classes"} <= set(info.stats)
     elif info.task is TaskKind.LINK_PREDICTION:
         assert "_v" in name or {"entities", "relations", "train", "test"} <= set(info.stats)
+    elif info.task is TaskKind.TEXT_GRAPH_QA:
+        pass
     else:
         assert info.task is TaskKind.GRAPH_CLASSIFICATION
         assert {"num_graphs", "num_features", "num_classes"} <= set(info.stats)
