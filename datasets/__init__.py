@@ -18,6 +18,7 @@ checked with :func:`graphlearn.data.validation.validate`.
 name                task                  module
 ==================  ====================  ========================================
 ``karate``          node classification   :mod:`graphlearn.datasets.karate`
+``long-range-path`` node classification   :mod:`graphlearn.datasets.long_range` (synthetic)
 ``cora``            node classification   :mod:`graphlearn.datasets.planetoid`
 ``citeseer``        node classification   :mod:`graphlearn.datasets.planetoid`
 ``pubmed``          node classification   :mod:`graphlearn.datasets.planetoid`
@@ -66,7 +67,7 @@ from graphlearn.data.dataset import (
 from graphlearn.data.validation import validate
 from graphlearn.errors import InvalidArgumentError
 
-from . import heterophilous, karate, kg, planetoid, rdf, textgraph, tu  # noqa: F401  (importing registers them)
+from . import heterophilous, karate, kg, long_range, planetoid, rdf, textgraph, tu  # noqa: F401  (importing registers them)
 
 __all__ = ["DATASETS", "load", "info", "names", "is_path"]
 
