@@ -238,24 +238,15 @@ def from_rdf(source: rdflib.Graph | str | os.PathLike, format: str | None = None
         EmptyGraphError: No triple is left (literal objects are skipped by default).
     """
     from graphlearn.kg.graph import KnowledgeGraph
-    from rdflib import BNode, Literal
+    from rdflib import Literal
 
     if literals not in ("skip", "entities"):
         raise InvalidArgumentError(f"literals must be 'skip' or 'entities', got {literals!r}")
     where = "the rdflib graph"
     if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        where = repr(str(path))
-        graph = _parse_file(path, format)
-        name = name or path.name
-    elif hasattr(source, "triples"):
-        graph = source
-    else:
-        raise InvalidArgumentError(f"source must be an rdflib Graph or a file path, got "
-                                   f"{type(source).__name__}")
-    raw = list(graph.triples((None, None, None)))
-    if any(isinstance(x, BNode) for t in raw for x in (t[0], t[2])):
-        raw = _canonical(raw)
+        where = repr(str(Path(source)))
+        name = name or Path(source).name
+    raw = rdf_statements(source, format)
     labeled = set()
     skipped = 0
     for s, p, o in raw:
@@ -268,6 +259,28 @@ def from_rdf(source: rdflib.Graph | str | os.PathLike, format: str | None = None
                 f"literals='entities' to keep them)" if skipped else "")
         raise EmptyGraphError(f"{where} holds no entity-to-entity triple{hint}")
     return KnowledgeGraph.from_triples({"train": sorted(labeled)}, name=name or "rdf")
+
+
+def rdf_statements(source, format: str | None = None) -> list[tuple]:
+    """The (subject, predicate, object) rdflib terms of ``source`` (a Graph or an RDF file).
+
+    Blank nodes are relabelled canonically (``_canonical``), so the same file gives the same
+    labels on every parse. Raises :class:`InvalidArgumentError` for any other source, and the
+    errors of ``_parse_file`` for a missing or malformed file.
+    """
+    from rdflib import BNode
+
+    if isinstance(source, (str, os.PathLike)):
+        graph = _parse_file(Path(source), format)
+    elif hasattr(source, "triples"):
+        graph = source
+    else:
+        raise InvalidArgumentError(f"source must be an rdflib Graph or a file path, got "
+                                   f"{type(source).__name__}")
+    raw = list(graph.triples((None, None, None)))
+    if any(isinstance(x, BNode) for t in raw for x in t):
+        raw = _canonical(raw)
+    return raw
 
 
 # ---------------------------------------------------------------------------- networkx

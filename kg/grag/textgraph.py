@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -268,20 +267,11 @@ class TextGraph:
                 from the extension, see :func:`graphlearn.kg.convert.from_rdf`).
             format (str, optional): rdflib format overriding the guess.
         """
-        from graphlearn.kg.convert import _canonical, _parse_file
+        from graphlearn.kg.convert import rdf_statements
         from rdflib import BNode, Literal
         from rdflib.namespace import RDFS
 
-        if isinstance(source, (str, os.PathLike)):
-            graph = _parse_file(Path(source), format)
-        elif hasattr(source, "triples"):
-            graph = source
-        else:
-            raise InvalidArgumentError(f"source must be an rdflib Graph or a file path, got "
-                                       f"{type(source).__name__}")
-        raw = list(graph.triples((None, None, None)))
-        if any(isinstance(x, BNode) for t in raw for x in t):
-            raw = _canonical(raw)
+        raw = rdf_statements(source, format)
         labels: dict[Any, list] = {}
         facts = []
         for s, p, o in raw:
