@@ -11,7 +11,9 @@ input-dependent ``B``/``C`` of shape ``(batch, state, length)``:
 Each case times the forward alone and forward + backward of ``(out * g).sum()`` (median of
 ``--repeats`` runs after ``--warmup``) for the reference (``GRAPHLEARN_KERNELS=reference``)
 and, on CUDA, for the Triton kernels (``GRAPHLEARN_KERNELS=triton``, outputs and gradients
-checked against the reference first) and mamba-ssm's ``selective_scan_fn`` if it imports
+checked against the reference first), the anchor ``autograd_loop`` (the time loop of
+mamba-ssm's pure-PyTorch reference, differentiated by autograd; every device), and mamba-ssm's
+``selective_scan_fn`` if it imports
 (``"mamba_ssm": "missing"`` otherwise; it has no ``ptr``, so for the packed case it is timed
 on the same tokens as one sequence, which mixes sequences: a speed anchor only). One JSON line
 per (case, pass)::
@@ -118,6 +120,33 @@ def mamba_anchor():
     return run
 
 
+def autograd_loop(ptr):
+    """The anchor on every device: the scan as a time loop differentiated by autograd.
+
+    This is the algorithm of mamba-ssm's pure-PyTorch ``selective_scan_ref`` (discretise all
+    steps up front, loop over time, autograd keeps every step's tensors), written here so it
+    runs without mamba-ssm; with ``ptr`` it runs on the packed sequence with the state
+    zeroed at each sequence start.
+    """
+
+    def run(u, delta, A, B, C, D, z, delta_bias):
+        dl = torch.nn.functional.softplus(delta.float() + delta_bias.float().view(1, -1, 1))
+        dA = torch.exp(dl.unsqueeze(-1) * A.float().view(1, A.size(0), 1, A.size(1)))
+        dBu = (dl * u.float()).unsqueeze(-1) * B.float().transpose(1, 2).unsqueeze(1)
+        keep = torch.ones(u.size(-1), device=u.device)
+        if ptr is not None:
+            keep[ptr[:-1]] = 0.0
+        h = u.new_zeros((u.size(0), u.size(1), A.size(1)), dtype=torch.float32)
+        ys = []
+        for t in range(u.size(-1)):
+            h = dA[:, :, t] * h * keep[t] + dBu[:, :, t]
+            ys.append((h * C[:, :, t].float().unsqueeze(1)).sum(-1))
+        y = torch.stack(ys, dim=-1) + u.float() * D.float().view(1, -1, 1)
+        return (y * torch.nn.functional.silu(z.float())).to(u.dtype)
+
+    return run
+
+
 def check(fn, inputs: dict, grad: torch.Tensor, dtype: torch.dtype) -> float:
     """Max relative difference of Triton's outputs and gradients from the reference's."""
     results = []
@@ -174,7 +203,8 @@ def main() -> None:
             device=device, dtype=dtype)
         ours = graphlearn_scan(ptr)
         runners = {"reference": (ours, "reference"), "triton": (ours, "triton") if cuda else None,
-                   "mamba_ssm": (anchor, None) if anchor is not None else None}
+                   "mamba_ssm": (anchor, None) if anchor is not None else None,
+                   "autograd_loop": (autograd_loop(ptr), None)}
         max_rel_diff = None
         if cuda:
             max_rel_diff = check(ours, inputs, grad, dtype)
@@ -198,6 +228,9 @@ def main() -> None:
                                  else "missing" if cuda else "not run (CPU)"),
                 "ratio_mamba_ssm_over_triton": (round(t["mamba_ssm"] / t["triton"], 3)
                                                 if "mamba_ssm" in t and "triton" in t else None),
+                "autograd_loop_ms": round(t["autograd_loop"], 3),
+                "ratio_autograd_loop_over_reference": round(t["autograd_loop"] / t["reference"],
+                                                            3),
                 **shape, "max_rel_diff_triton_vs_reference": max_rel_diff,
                 "repeats": args.repeats, "threads": torch.get_num_threads(),
                 "torch": torch.__version__,
