@@ -117,6 +117,14 @@ def _check_index(index: GraphIndex) -> None:
         raise EmptyGraphError("the index's graph has no nodes")
 
 
+def _query(index: GraphIndex, question: str, k: int) -> tuple[str, int, Tensor]:
+    """Check a retrieval call's arguments; return the question, ``k`` and its embedding."""
+    _check_index(index)
+    question = _check_question(question)
+    k = _check_int(k, "k", 1)
+    return question, k, index.encode_question(question)
+
+
 def _check_question(question: str) -> str:
     if not isinstance(question, str):
         raise DTypeError(f"question must be a str, got {type(question).__name__}")
@@ -166,10 +174,7 @@ def retrieve(index: GraphIndex, question: str, k: int = 5) -> Retrieval:
         InvalidArgumentError: ``question`` is blank or ``k < 1``.
         EmptyGraphError: The index is empty.
     """
-    _check_index(index)
-    question = _check_question(question)
-    k = _check_int(k, "k", 1)
-    q = index.encode_question(question)
+    question, k, q = _query(index, question, k)
     ego_scores, ego_roots = index.search(q, k)
     node_ids = index.k_hop_nodes(ego_roots)
     edge_ids = index.induced_edges(node_ids)
@@ -190,10 +195,7 @@ def text_rag(index: GraphIndex, question: str, k: int = 10) -> Retrieval:
         InvalidArgumentError: ``question`` is blank or ``k < 1``.
         EmptyGraphError: The index is empty.
     """
-    _check_index(index)
-    question = _check_question(question)
-    k = _check_int(k, "k", 1)
-    q = index.encode_question(question)
+    question, k, q = _query(index, question, k)
     empty = torch.empty(0, dtype=torch.long)
     if index.num_edges == 0:
         edge_ids = empty
