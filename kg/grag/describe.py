@@ -311,18 +311,14 @@ def parse_description(text: str) -> TextGraph:
     """
     if not isinstance(text, str):
         raise DTypeError(f"parse_description() takes a str, got {type(text).__name__}")
-    nodes: list[str] = []
-    index: dict[str, int] = {}
-    triples: list[tuple[int, str, int]] = []
+    nodes: dict[str, None] = {}  # every node text, in order of first appearance
+    triples: list[tuple[str, str, str]] = []
 
-    def node(t: str) -> int:
-        i = index.get(t)
-        if i is None:
-            i = index[t] = len(nodes)
-            nodes.append(t)
-        return i
+    def node(t: str) -> str:
+        nodes.setdefault(t)
+        return t
 
-    stack: list[int] = []  # stack[d]: the node at depth d of the current tree
+    stack: list[str] = []  # stack[d]: the node at depth d of the current tree
     for lineno, raw in enumerate(text.split("\n"), 1):
         if raw.endswith("\r"):
             raw = raw[:-1]
@@ -367,5 +363,4 @@ def parse_description(text: str) -> TextGraph:
         line.expect(" -> ")
         triples.append((head, relation, node(line.field(None))))
         stack = []  # an edge line ends the tree: no indented line may follow it
-    edges = torch.tensor([(h, t) for h, _, t in triples], dtype=torch.long).reshape(-1, 2)
-    return TextGraph(nodes, edges, [r for _, r, _ in triples])
+    return TextGraph.from_triples(triples, nodes=list(nodes))
