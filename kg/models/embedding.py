@@ -97,12 +97,17 @@ class _EmbeddingModel(KGModel):
                 + (", reciprocal=True" if self.reciprocal else ""))
 
     # ------------------------------------------------------------------ protocol
-    def score_all(self, anchors: Tensor, relations: Tensor, side: str,
-                  graph: MessageGraph | None = None) -> Tensor:
+    def _query(self, relations: Tensor, side: str) -> tuple[Tensor, str]:
+        """Check ``side``; a reciprocal model answers a head query as its inverse tail query."""
         if side not in _SIDES:
             raise ConfigError(f"side must be 'head' or 'tail', got {side!r}")
         if self.reciprocal and side == "head":
-            relations, side = relations + self.num_relations, "tail"
+            return relations + self.num_relations, "tail"
+        return relations, side
+
+    def score_all(self, anchors: Tensor, relations: Tensor, side: str,
+                  graph: MessageGraph | None = None) -> Tensor:
+        relations, side = self._query(relations, side)
         return self._score_all(self.entity(anchors), self.relation(relations), side)
 
     def score_triples(self, heads: Tensor, relations: Tensor, tails: Tensor) -> Tensor:
@@ -358,10 +363,7 @@ class RotatE(_EmbeddingModel):
 
     def score_all(self, anchors: Tensor, relations: Tensor, side: str,
                   graph: MessageGraph | None = None) -> Tensor:
-        if side not in _SIDES:
-            raise ConfigError(f"side must be 'head' or 'tail', got {side!r}")
-        if self.reciprocal and side == "head":
-            relations, side = relations + self.num_relations, "tail"
+        relations, side = self._query(relations, side)
         a_re, a_im = self.entity(anchors).chunk(2, dim=-1)
         theta = self.phases(relations)
         c, s = torch.cos(theta), torch.sin(theta)
