@@ -49,7 +49,7 @@ from graphlearn.errors import DeviceError, DTypeError, InvalidArgumentError, Sha
 
 from ._dispatch import use_triton
 
-__all__ = ["selective_scan", "reference", "reference_backward"]
+__all__ = ["selective_scan", "packed_positions", "reference", "reference_backward"]
 
 OP_NAME = "graphlearn::selective_scan"
 
@@ -85,12 +85,21 @@ def process_delta(delta: Tensor, delta_bias: Tensor | None, softplus: bool) -> T
     return F.softplus(dl) if softplus else dl
 
 
-def _pack_index(ptr: Tensor, length: int) -> tuple[Tensor, Tensor, int]:
-    """(sequence id, position in sequence) of every packed position, and the longest length."""
+def packed_positions(ptr: Tensor, length: int) -> tuple[Tensor, Tensor]:
+    """(sequence id, position in its sequence) of each of the ``length`` packed positions.
+
+    ``ptr`` holds PyG-style offsets; nothing is read back to the host.
+    """
     lengths = ptr.diff()
     seq = torch.repeat_interleave(torch.arange(lengths.numel(), device=ptr.device), lengths,
                                   output_size=length)
-    pos = torch.arange(length, device=ptr.device) - ptr[seq]
+    return seq, torch.arange(length, device=ptr.device) - ptr[seq]
+
+
+def _pack_index(ptr: Tensor, length: int) -> tuple[Tensor, Tensor, int]:
+    """:func:`packed_positions` and the longest sequence's length."""
+    seq, pos = packed_positions(ptr, length)
+    lengths = ptr.diff()
     return seq, pos, int(lengths.max()) if lengths.numel() else 0
 
 

@@ -28,29 +28,18 @@ from torch import Tensor
 from graphlearn.data.validation import check_positive_int
 from graphlearn.errors import ShapeError
 from graphlearn.kernels import selective_scan
+from graphlearn.kernels.selective_scan import packed_positions
 
 __all__ = ["BidirectionalMamba", "MambaBlock", "reverse_packed"]
-
-
-def _positions(ptr: Tensor, total: int) -> Tensor:
-    """Position of each packed element within its sequence."""
-    lengths = ptr.diff()
-    seq = torch.repeat_interleave(torch.arange(lengths.numel(), device=ptr.device), lengths,
-                                  output_size=total)
-    return torch.arange(total, device=ptr.device) - ptr[seq]
 
 
 def reverse_packed(x: Tensor, ptr: Tensor | None) -> Tensor:
     """Reverse each sequence of ``x`` ``(batch, length, C)`` along its length (within ``ptr``)."""
     if ptr is None:
         return x.flip(1)
-    total = x.size(1)
-    lengths = ptr.diff()
-    seq = torch.repeat_interleave(torch.arange(lengths.numel(), device=ptr.device), lengths,
-                                  output_size=total)
-    # position t of a sequence [start, end) maps to its mirror start + end - 1 - t
-    index = ptr[seq] + ptr[seq + 1] - 1 - torch.arange(total, device=ptr.device)
-    return x.index_select(1, index)
+    seq, pos = packed_positions(ptr, x.size(1))
+    # position p of a sequence [start, end) maps to its mirror end - 1 - p
+    return x.index_select(1, ptr[seq + 1] - 1 - pos)
 
 
 class MambaBlock(torch.nn.Module):
@@ -108,7 +97,7 @@ class MambaBlock(torch.nn.Module):
             out = F.conv1d(F.pad(x, (k - 1, 0)), self.conv_weight.unsqueeze(1), self.conv_bias,
                            groups=self.inner)
             return out
-        pos = _positions(ptr, x.size(-1))
+        _, pos = packed_positions(ptr, x.size(-1))
         out = self.conv_bias.view(1, -1, 1).expand_as(x).clone()
         for shift in range(k):  # tap k-1-shift looks `shift` steps back
             w = self.conv_weight[:, k - 1 - shift].view(1, -1, 1)
