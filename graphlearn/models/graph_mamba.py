@@ -37,7 +37,12 @@ from torch_geometric.nn import GCNConv
 from torch_geometric.utils import scatter, to_undirected
 
 from graphlearn.data.dataset import TaskKind
-from graphlearn.data.validation import check_positive_int
+from graphlearn.data.validation import (
+    check_edge_index,
+    check_node_features,
+    check_positive_int,
+    value_checks_enabled,
+)
 from graphlearn.errors import InvalidArgumentError
 from graphlearn.models.readout import Readout
 from graphlearn.models.registry import register_model
@@ -282,7 +287,11 @@ class GraphMambaNetwork(torch.nn.Module):
     def embed(self, x: Tensor, edge_index: Tensor, batch: Tensor | None = None,
               generator: torch.Generator | None = None) -> Tensor:
         """Node embeddings ``(|V|, hidden_channels)`` for one token sampling."""
+        values = (not torch.compiler.is_compiling()) and value_checks_enabled(x, edge_index)
+        check_node_features(x, ensure_finite=values, caller="GraphMambaNetwork")
         n = x.size(0)
+        check_edge_index(edge_index, num_nodes=n, ensure_in_range=values,
+                         caller="GraphMambaNetwork")
         h = self.input(x)
         if self.pe is not None:
             h = h + self.pe_proj(self.pe(edge_index, n, batch).to(h.dtype))

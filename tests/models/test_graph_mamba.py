@@ -3,7 +3,12 @@ import torch
 import torch.nn.functional as F
 
 from graphlearn.data.dataset import TaskKind
-from graphlearn.errors import ConfigError, InvalidArgumentError
+from graphlearn.errors import (
+    ConfigError,
+    IndexOutOfRangeError,
+    InvalidArgumentError,
+    NonFiniteError,
+)
 from graphlearn.models import MODELS, GraphMambaNetwork
 from graphlearn.tasks import build_model
 
@@ -74,6 +79,19 @@ def test_bad_arguments():
         GraphMambaNetwork(3, 2, pe="spd")
     with pytest.raises(InvalidArgumentError, match="dropout"):
         GraphMambaNetwork(3, 2, dropout=1.5)
+
+
+def test_bad_graphs_get_clear_errors():
+    x, edge_index, _ = two_graphs()
+    model = GraphMambaNetwork(3, 2, **SMALL)
+    bad = edge_index.clone()
+    bad[0, 0] = 10
+    with pytest.raises(IndexOutOfRangeError, match="GraphMambaNetwork"):
+        model(x, bad)
+    nan = x.clone()
+    nan[0, 0] = float("nan")
+    with pytest.raises(NonFiniteError, match="GraphMambaNetwork"):
+        model(nan, edge_index)
 
 
 def _train(model, data, epochs, lr=0.01):
