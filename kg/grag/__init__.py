@@ -44,6 +44,13 @@ from graphlearn.kg.grag.encoder import (
     TextEncoder,
     encoder_from_spec,
 )
+from graphlearn.kg.grag.generate import (
+    DEFAULT_TEMPLATE,
+    BaseGenerator,
+    Generator,
+    RetrievalOnlyGenerator,
+    build_prompt,
+)
 from graphlearn.kg.grag.index import GraphIndex, IndexUpdate, ego_graph_embeddings, triple_texts
 from graphlearn.kg.grag.prune import (
     PruningExample,
@@ -64,4 +71,5 @@ __all__ = [
     "Retrieval", "retrieve", "text_rag", "khop_baseline",
     "SoftPruner", "PruningExample", "pruning_labels", "make_pruning_examples", "pruning_loss",
     "train_pruner",
+    "Generator", "BaseGenerator", "RetrievalOnlyGenerator", "build_prompt", "DEFAULT_TEMPLATE",
 ]
