@@ -27,6 +27,9 @@ app.add_typer(datasets_app, name="datasets")
 kg_app = typer.Typer(help="Knowledge graphs: ask a trained link-prediction run.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(kg_app, name="kg")
+from graphlearn.cli.grag import grag_app  # noqa: E402  (typer only; heavy imports are lazy)
+
+app.add_typer(grag_app, name="grag")
 
 EXIT_USER_ERROR = 2
 

@@ -20,6 +20,11 @@
   ego-graph embeddings with a faiss index; save/load, incremental ``add``.
 - :func:`retrieve` (GRAG), :func:`text_rag` and :func:`khop_baseline`
   (:mod:`graphlearn.kg.grag.retrieve`), each giving a :class:`Retrieval`.
+- :class:`GRAG` (:mod:`graphlearn.kg.grag.pipeline`): index, retrieve, prune and generate
+  behind one object (``build``, ``save``/``load``, ``retrieve``, ``answer``, ``stream``,
+  ``add``); :mod:`graphlearn.kg.grag.service` serves it over HTTP.
+- Generators (:mod:`graphlearn.kg.grag.generate`): the :class:`Generator` protocol and
+  :class:`RetrievalOnlyGenerator`.
 - :class:`SoftPruner` and :func:`train_pruner` (:mod:`graphlearn.kg.grag.prune`): GRAG's
   learned relevance gates on the retrieved nodes and edges.
 
@@ -52,6 +57,7 @@ from graphlearn.kg.grag.generate import (
     build_prompt,
 )
 from graphlearn.kg.grag.index import GraphIndex, IndexUpdate, ego_graph_embeddings, triple_texts
+from graphlearn.kg.grag.pipeline import GRAG, Answer, retrieval_to_dict
 from graphlearn.kg.grag.prune import (
     PruningExample,
     SoftPruner,
@@ -71,5 +77,6 @@ __all__ = [
     "Retrieval", "retrieve", "text_rag", "khop_baseline",
     "SoftPruner", "PruningExample", "pruning_labels", "make_pruning_examples", "pruning_loss",
     "train_pruner",
+    "GRAG", "Answer", "retrieval_to_dict",
     "Generator", "BaseGenerator", "RetrievalOnlyGenerator", "build_prompt", "DEFAULT_TEMPLATE",
 ]
