@@ -74,18 +74,18 @@ def _make_generator(kind: str, *, base_url: str | None, llm_model: str | None,
 
         return RetrievalOnlyGenerator()
     if kind == "openai":
-        from graphlearn.kg.grag.openai_compat import OpenAICompatibleGenerator
-
         if not base_url or not llm_model:
             raise InvalidArgumentError("--generator openai needs --base-url (e.g. "
                                        "http://localhost:8000/v1) and --llm-model")
+        from graphlearn.kg.grag.openai_compat import OpenAICompatibleGenerator
+
         return OpenAICompatibleGenerator(base_url, llm_model, api_key=os.environ.get(api_key_env))
     if kind == "hf":
-        from graphlearn.kg.grag.hf import SoftPromptGenerator
-
         if not hf_model:
             raise InvalidArgumentError("--generator hf needs --hf-model (a local causal-LM "
                                        "folder)")
+        from graphlearn.kg.grag.hf import SoftPromptGenerator
+
         if soft_prompt:
             return SoftPromptGenerator.load(soft_prompt, model=hf_model)
         return SoftPromptGenerator(hf_model, in_channels=index_dim)

@@ -410,6 +410,8 @@ class SoftPromptGenerator(BaseGenerator):
             size).
         use_question (bool): Feed the question embedding to the projector too. (default:
             :obj:`True`)
+        bidirectional (bool): GNN messages along both directions of each edge. (default:
+            :obj:`True`)
         dropout (float): Dropout in the graph encoder. (default: :obj:`0.0`)
         lora (bool, dict or peft.LoraConfig): Adapt the LM with LoRA: ``True`` (rank 8,
             alpha 16, on the layers peft knows for the architecture, e.g. ``q_proj`` and
@@ -433,7 +435,8 @@ class SoftPromptGenerator(BaseGenerator):
                  in_channels: int, hidden_channels: int = 256, num_layers: int = 2,
                  heads: int = 4, num_prompt_tokens: int = 1,
                  projector_channels: int | None = None, use_question: bool = True,
-                 dropout: float = 0.0, lora: bool | dict[str, Any] | Any = False,
+                 bidirectional: bool = True, dropout: float = 0.0,
+                 lora: bool | dict[str, Any] | Any = False,
                  template: str = DEFAULT_TEMPLATE, max_new_tokens: int = 64,
                  device: str | torch.device | None = None,
                  dtype: torch.dtype | str | None = None) -> None:
@@ -474,7 +477,7 @@ class SoftPromptGenerator(BaseGenerator):
             in_channels, hidden, hidden_channels=hidden_channels, num_layers=num_layers,
             heads=heads, num_prompt_tokens=num_prompt_tokens,
             projector_channels=projector_channels, use_question=use_question,
-            dropout=dropout).to(self.device)
+            bidirectional=bidirectional, dropout=dropout).to(self.device)
         self.lora = bool(lora)
         if lora:
             lm = _wrap_lora(lm, _lora_config(lora))
