@@ -49,8 +49,9 @@ def free_port() -> int:
 
 
 def build_folder(out: Path, variant: str, encoder: str) -> tuple[Path, list[str]]:
-    from graphlearn import datasets
     from graphlearn.kg.grag import GRAG
+
+    from graphlearn import datasets
 
     data = datasets.load("pathquestion", variant=variant)
     start = time.perf_counter()
