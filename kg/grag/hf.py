@@ -35,6 +35,7 @@ Example::
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import threading
@@ -445,7 +446,7 @@ class SoftPromptGenerator(BaseGenerator):
         self.template = template
         self.max_new_tokens = _check_int(max_new_tokens, "max_new_tokens", 1)
         if isinstance(model, (str, os.PathLike)):
-            self.model_path: str | None = str(model)
+            self.model_path: str | None = os.path.abspath(model)
             lm = _load_lm(model, dtype)
             tokenizer = _load_tokenizer(model if tokenizer is None else tokenizer)
         elif isinstance(model, nn.Module):
@@ -485,6 +486,13 @@ class SoftPromptGenerator(BaseGenerator):
         self.lm.eval()
         self.encoder.eval()
         self._lock = threading.RLock()
+        base = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
+        params = inspect.signature(base.forward).parameters
+        # only the last position's logits at inference (a prompt's full (L, vocab) logits
+        # would dominate memory for a large vocabulary)
+        self._last_only: dict[str, Any] = ({"logits_to_keep": 1} if "logits_to_keep" in params
+                                           else {"num_logits_to_keep": 1}
+                                           if "num_logits_to_keep" in params else {})
 
     # ------------------------------------------------------------------ properties
     @property
@@ -588,7 +596,8 @@ class SoftPromptGenerator(BaseGenerator):
         self._check_call(question, retrieval, None)
         with self._lock:
             embeds, mask, _ = self._batch([(question, retrieval, None)])
-            out = self.lm(inputs_embeds=embeds, attention_mask=mask, use_cache=False)
+            out = self.lm(inputs_embeds=embeds, attention_mask=mask, use_cache=False,
+                          **self._last_only)
         return out.logits[0, -1].float()
 
     def _greedy(self, question: str, retrieval: Retrieval | None,
@@ -597,7 +606,8 @@ class SoftPromptGenerator(BaseGenerator):
         stop = self.stop_token_ids
         with self._lock, torch.no_grad():
             embeds, mask, _ = self._batch([(question, retrieval, None)])
-            out = self.lm(inputs_embeds=embeds, attention_mask=mask, use_cache=True)
+            out = self.lm(inputs_embeds=embeds, attention_mask=mask, use_cache=True,
+                          **self._last_only)
         for step in range(max_new_tokens):
             token = int(out.logits[0, -1].argmax())
             if token in stop:
@@ -609,7 +619,7 @@ class SoftPromptGenerator(BaseGenerator):
             with self._lock, torch.no_grad():
                 out = self.lm(input_ids=torch.tensor([[token]], device=self.device),
                               attention_mask=mask, past_key_values=out.past_key_values,
-                              use_cache=True)
+                              use_cache=True, **self._last_only)
 
     def _decode(self, ids: list[int]) -> str:
         with self._lock:
@@ -675,8 +685,9 @@ class SoftPromptGenerator(BaseGenerator):
         with self._lock:
             embeds, mask, labels = self._batch(items)
             logits = self.lm(inputs_embeds=embeds, attention_mask=mask, use_cache=False).logits
-        return F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.size(-1)),
-                               labels[:, 1:].reshape(-1), ignore_index=-100)
+        target = labels[:, 1:]
+        scored = target != -100  # only the answer positions, before the float cast
+        return F.cross_entropy(logits[:, :-1][scored].float(), target[scored])
 
     @torch.no_grad()
     def loss(self, examples: Iterable[Any], *, batch_size: int = 8) -> float:

@@ -141,6 +141,19 @@ def test_generate_end_to_end_from_path(model_dir, toy):
     assert isinstance(gen.generate("where does bob live?", None, max_new_tokens=4), str)
 
 
+def test_bfloat16_lm_with_float32_encoder(model_dir, toy):
+    _, r, _ = toy
+    gen = make(model_dir, dtype="bfloat16", max_new_tokens=3)
+    assert gen.lm.dtype == torch.bfloat16
+    assert all(p.dtype == torch.float32 for p in gen.encoder.parameters())
+    assert len(list(gen._greedy("where does bob live?", r, gen.max_new_tokens))) <= 3
+    assert isinstance(gen.generate("where does bob live?", r), str)
+    loss = gen.compute_loss(examples(toy))
+    loss.backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32
+               for p in gen.encoder.parameters())
+
+
 def test_stream_equals_generate(model_dir, toy):
     _, r, r2 = toy
     gen = make(model_dir)
