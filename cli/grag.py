@@ -88,6 +88,12 @@ def _make_generator(kind: str, *, base_url: str | None, llm_model: str | None,
 
         if soft_prompt:
             return SoftPromptGenerator.load(soft_prompt, model=hf_model)
+        import warnings
+
+        warnings.warn("--generator hf without --soft-prompt: the graph encoder and projector "
+                      "are untrained, so the soft-prompt tokens are random; train them with "
+                      "SoftPromptGenerator.fit(...) and .save(dir), then pass --soft-prompt dir",
+                      UserWarning, stacklevel=1)
         return SoftPromptGenerator(hf_model, in_channels=index_dim)
     raise InvalidArgumentError(f"--generator must be retrieval, openai or hf, got {kind!r}")
 

@@ -15,6 +15,7 @@ import pickle
 
 __all__ = [
     "GraphLearnError",
+    "EndpointError",
     "InvalidArgumentError",
     "ShapeError",
     "DTypeError",
@@ -88,3 +89,18 @@ class UnsafeFileError(GraphLearnError, pickle.UnpicklingError):
 
 class KernelNotAvailableError(GraphLearnError, RuntimeError):
     """The requested kernel implementation cannot run here."""
+
+
+class EndpointError(GraphLearnError, ConnectionError):
+    """A remote service (e.g. an OpenAI-compatible LLM server) could not be reached, refused
+    the request or answered with something unexpected.
+
+    Attributes:
+        url (str): The URL requested.
+        status (int, optional): The HTTP status, when the server answered.
+    """
+
+    def __init__(self, message: str, *, url: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status

@@ -23,8 +23,10 @@
 - :class:`GRAG` (:mod:`graphlearn.kg.grag.pipeline`): index, retrieve, prune and generate
   behind one object (``build``, ``save``/``load``, ``retrieve``, ``answer``, ``stream``,
   ``add``); :mod:`graphlearn.kg.grag.service` serves it over HTTP.
-- Generators (:mod:`graphlearn.kg.grag.generate`): the :class:`Generator` protocol and
-  :class:`RetrievalOnlyGenerator`.
+- Generators (:mod:`graphlearn.kg.grag.generate`): the :class:`Generator` protocol,
+  :class:`RetrievalOnlyGenerator`, :class:`SoftPromptGenerator` (:mod:`~graphlearn.kg.grag.hf`:
+  a local Hugging Face causal LM with a GNN soft prompt, frozen or LoRA) and
+  :class:`OpenAICompatibleGenerator` (:mod:`~graphlearn.kg.grag.openai_compat`).
 - :class:`SoftPruner` and :func:`train_pruner` (:mod:`graphlearn.kg.grag.prune`): GRAG's
   learned relevance gates on the retrieved nodes and edges.
 
@@ -56,7 +58,9 @@ from graphlearn.kg.grag.generate import (
     RetrievalOnlyGenerator,
     build_prompt,
 )
+from graphlearn.kg.grag.hf import GraphPromptEncoder, SoftPromptGenerator
 from graphlearn.kg.grag.index import GraphIndex, IndexUpdate, ego_graph_embeddings, triple_texts
+from graphlearn.kg.grag.openai_compat import OpenAICompatibleGenerator
 from graphlearn.kg.grag.pipeline import GRAG, Answer, retrieval_to_dict
 from graphlearn.kg.grag.prune import (
     PruningExample,
@@ -79,4 +83,5 @@ __all__ = [
     "train_pruner",
     "GRAG", "Answer", "retrieval_to_dict",
     "Generator", "BaseGenerator", "RetrievalOnlyGenerator", "build_prompt", "DEFAULT_TEMPLATE",
+    "SoftPromptGenerator", "GraphPromptEncoder", "OpenAICompatibleGenerator",
 ]

@@ -9,7 +9,7 @@ Backends:
   path that reads the subgraph twice, as graph soft-prompt tokens (a GNN over the member
   embeddings, pooled and projected into the LM's embedding space) and as GRAG's text
   description; the LM frozen or adapted with LoRA (peft).
-- :class:`~graphlearn.kg.grag.openai.OpenAICompatibleGenerator`: any server that speaks the
+- :class:`~graphlearn.kg.grag.openai_compat.OpenAICompatibleGenerator`: any server that speaks the
   OpenAI chat-completions API (vLLM, llama.cpp, text-generation-inference, OpenAI), given the
   description.
 

@@ -26,7 +26,7 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from graphlearn.errors import DTypeError, GraphLearnError, InvalidArgumentError
+from graphlearn.errors import DTypeError, EndpointError, InvalidArgumentError
 
 from .generate import DEFAULT_TEMPLATE, BaseGenerator, build_prompt
 from .index import _check_int
@@ -46,21 +46,6 @@ DEFAULT_SYSTEM_PROMPT = ("You answer questions about a knowledge graph. Use the 
 _START_HINT = ("is the server running? Start one with e.g. `vllm serve <model>` or "
                "`llama-server -m <model>.gguf --port 8080`, and pass its API root as "
                "base_url (e.g. http://localhost:8000/v1)")
-
-
-class EndpointError(GraphLearnError, ConnectionError):
-    """An OpenAI-compatible server could not be reached, refused the request or answered
-    with something that is not a chat completion.
-
-    Attributes:
-        url (str): The URL requested.
-        status (int, optional): The HTTP status, when the server answered.
-    """
-
-    def __init__(self, message: str, *, url: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.url = url
-        self.status = status
 
 
 def _server_message(response: httpx.Response) -> str:

@@ -16,7 +16,8 @@ Endpoints:
 
 Bad requests get a 4xx whose JSON ``error`` says what to fix: a blank question or a bad
 field is 422, a question over ``max_question_chars`` or a body over ``max_body_bytes`` is
-413, a :class:`~graphlearn.errors.GraphLearnError` raised by the pipeline is 400. Handlers
+413, a :class:`~graphlearn.errors.GraphLearnError` raised by the pipeline is 400, and an
+unreachable or failing LLM server (:class:`~graphlearn.errors.EndpointError`) is 502. Handlers
 are plain functions, which FastAPI runs on its thread pool, so requests are served
 concurrently; :class:`~graphlearn.kg.grag.GRAG` is thread-safe.
 
@@ -39,7 +40,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from graphlearn.errors import GraphLearnError, InvalidArgumentError
+from graphlearn.errors import EndpointError, GraphLearnError, InvalidArgumentError
 
 from .pipeline import GRAG, retrieval_to_dict
 
@@ -128,7 +129,9 @@ def create_app(grag: GRAG, *, max_question_chars: int = 2000, max_k: int = 50,
 
     @app.exception_handler(GraphLearnError)
     async def graphlearn_error(request: Request, exc: GraphLearnError):
-        return JSONResponse(status_code=400, content={"error": str(exc)})
+        # the LLM server behind us failed: 502, not the client's fault
+        status = 502 if isinstance(exc, EndpointError) else 400
+        return JSONResponse(status_code=status, content={"error": str(exc)})
 
     def check(req: RetrieveRequest) -> str:
         q = req.question

@@ -119,6 +119,21 @@ def test_a_generator_failing_midstream_sends_an_error_event(grag):
     assert events[-1][1]["error"] == "RuntimeError: model crashed"
 
 
+class Unreachable(BaseGenerator):
+    def generate(self, question, retrieval, *, max_new_tokens=None):
+        from graphlearn.errors import EndpointError
+
+        raise EndpointError("the chat-completions endpoint http://llm/v1 is unreachable",
+                            url="http://llm/v1")
+
+
+def test_a_failing_llm_server_is_a_502(grag):
+    client = TestClient(create_app(GRAG(grag.index, generator=Unreachable())))
+    res = client.post("/answer", json={"question": "ulm?"})
+    assert res.status_code == 502 and "unreachable" in res.json()["error"]
+    assert client.post("/retrieve", json={"question": "ulm?"}).status_code == 200
+
+
 def test_create_app_checks_its_options(grag):
     from graphlearn.errors import InvalidArgumentError
 
