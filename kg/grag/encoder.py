@@ -112,6 +112,7 @@ class CachedTextEncoder:
     """
 
     name: str = "encoder"
+    _length_sorted_batches = False  # batch texts of similar length together
 
     def __init__(self, *, batch_size: int = 64, cache_size: int = 50_000,
                  progress: bool | None = None) -> None:
@@ -167,6 +168,9 @@ class CachedTextEncoder:
             else:
                 out[i] = hit
         if missing:
+            order = missing
+            if self._length_sorted_batches:  # a transformer pads each batch to its longest
+                order = sorted(missing, key=lambda i: len(unique[i]))
             show = self.progress if progress is None else progress
             num_batches = -(-len(missing) // batch_size)
             if show is None:
@@ -178,8 +182,8 @@ class CachedTextEncoder:
                 bar = tqdm(total=len(missing), desc=f"encoding ({self.name})", unit="text",
                            leave=False)
             try:
-                for start in range(0, len(missing), batch_size):
-                    rows = missing[start:start + batch_size]
+                for start in range(0, len(order), batch_size):
+                    rows = order[start:start + batch_size]
                     emb = self._checked_batch([unique[i] for i in rows])
                     out[rows] = emb
                     if bar is not None:
@@ -190,7 +194,9 @@ class CachedTextEncoder:
             room = self.cache_size - len(self._cache)
             for i in missing[:max(room, 0)]:
                 self._cache[unique[i]] = out[i].clone()
-        return out[torch.as_tensor(inverse, dtype=torch.long)]
+        if len(unique) == len(texts):  # all distinct: out is already in order
+            return out
+        return out.index_select(0, torch.as_tensor(inverse, dtype=torch.long))
 
     def _checked_batch(self, texts: list[str]) -> Tensor:
         raw = self._encode_batch(texts)
@@ -380,6 +386,8 @@ class SentenceTransformerEncoder(CachedTextEncoder):
             is not installed; the message says what to install or pass instead.
         DataNotFoundError: ``model`` names a folder that does not exist.
     """
+
+    _length_sorted_batches = True
 
     def __init__(self, model: Any = "default", *, device: str | None = None,
                  batch_size: int = 64, cache_size: int = 50_000, progress: bool | None = None,

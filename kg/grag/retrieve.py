@@ -138,7 +138,7 @@ def _assemble(index: GraphIndex, question: str | None, q: Tensor | None, node_id
               method: str, lead: Tensor | None = None) -> Retrieval:
     # index_select: advanced indexing is far slower on a busy multi-threaded CPU
     x = index.node_embeddings.index_select(0, node_ids)
-    y = index.edge_embeddings.index_select(0, edge_ids)
+    y = index.edge_embeddings_of(edge_ids)
     node_scores = x @ q if q is not None else None
     edge_scores = y @ q if q is not None else None
     order = (torch.argsort(node_scores, descending=True, stable=True) if node_scores is not None
@@ -200,7 +200,7 @@ def text_rag(index: GraphIndex, question: str, k: int = 10) -> Retrieval:
     if index.num_edges == 0:
         edge_ids = empty
     else:
-        scores = index.edge_embeddings @ q
+        scores = index.edge_scores(q)
         edge_ids = torch.topk(scores, min(k, index.num_edges)).indices.sort().values
     node_ids = torch.unique(index.graph.edges.index_select(0, edge_ids).reshape(-1))
     graph = index.subgraph(node_ids, edge_ids)

@@ -352,3 +352,182 @@ def test_add_to_hnsw_and_nothing_new():
     assert index.add().updated.numel() == 0
     with pytest.raises(DTypeError):
         index.add([("a", 1, "b")])
+
+
+# ---------------------------------------------------------------------------- scale paths
+def hub_graph() -> TextGraph:
+    """A hub joined to 12 leaves (both directions, parallel edges and a self-loop), leaves
+    joined in triangles, so the owner of most edges is a leaf, not the hub."""
+    triples = [("hub", "has", f"leaf {i}") for i in range(12)]
+    triples += [(f"leaf {i}", "part of", "hub") for i in range(0, 12, 3)]
+    triples += [(f"leaf {i}", "next to", f"leaf {(i + 1) % 12}") for i in range(12)]
+    triples += [("hub", "has", "leaf 0"), ("hub", "self", "hub"), ("leaf 5", "self", "leaf 5")]
+    triples += [("leaf 7", "far", "outpost"), ("outpost", "far", "remote")]
+    return TextGraph.from_triples(triples, nodes=["alone"])
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
+def test_pooling_with_hubs_matches_per_node_k_hop_subgraph(k):
+    graph = hub_graph()
+    enc = HashingEncoder(32)
+    x = enc.encode(graph.node_text)
+    y = enc.encode(triple_texts(graph))
+    expected = explicit_ego_embeddings(graph, x, y, k)
+    for chunk_size in (1, 5, 8192):
+        got = ego_graph_embeddings(graph.edges, graph.num_nodes, x, y, k, chunk_size=chunk_size)
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("k", [0, 1, 2])
+def test_pooling_with_an_edge_table(k):
+    """A (T, d) table plus a row per edge pools like the (E, d) rows it stands for."""
+    graph = random_graph(50, 160, seed=11)
+    g = torch.Generator().manual_seed(1)
+    x = torch.nn.functional.normalize(torch.randn(50, 8, generator=g), dim=1)
+    table = torch.nn.functional.normalize(torch.randn(6, 8, generator=g), dim=1)
+    ids = torch.randint(0, 6, (160,), generator=g)
+    expected = explicit_ego_embeddings(graph, x, table[ids], k)
+    got = ego_graph_embeddings(graph.edges, 50, x, table, k, edge_text_ids=ids, chunk_size=9)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ShapeError, match="edge_text_ids"):
+        ego_graph_embeddings(graph.edges, 50, x, table, k, edge_text_ids=ids[:-1])
+    with pytest.raises(ShapeError, match="rows for 160 edges"):
+        ego_graph_embeddings(graph.edges, 50, x, table, k)
+
+
+def test_relation_embedding_keeps_one_row_per_relation_text():
+    graph = small_graph()
+    enc = HashingEncoder(64)
+    index = GraphIndex.build(graph, enc, edge_embedding="relation")
+    distinct = list(dict.fromkeys(graph.edge_text))
+    assert index.edge_text_embeddings.shape == (len(distinct), 64)
+    assert [distinct[i] for i in index.edge_text_ids.tolist()] == graph.edge_text
+    per_edge = enc.encode(graph.edge_text)
+    torch.testing.assert_close(index.edge_embeddings, per_edge)
+    torch.testing.assert_close(index.edge_embeddings_of([3, 0, 3]), per_edge[[3, 0, 3]])
+    q = index.encode_question("capital of")
+    torch.testing.assert_close(index.edge_scores("capital of"), per_edge @ q)
+    torch.testing.assert_close(index.ego_embeddings,
+                               explicit_ego_embeddings(graph, index.node_embeddings, per_edge, 1),
+                               atol=1e-5, rtol=1e-5)
+    assert set(index.timings) == {"encode_nodes", "encode_edges", "pool", "faiss", "total"}
+    assert all(v >= 0 for v in index.timings.values())
+    # triple embeddings keep one row per edge
+    triple = GraphIndex.build(graph, enc)
+    assert triple.edge_text_ids is None and triple.edge_embeddings is triple.edge_text_embeddings
+
+
+def test_retrieval_on_a_relation_index():
+    from graphlearn.kg.grag import retrieve, text_rag
+
+    graph = random_graph(120, 300, seed=2)
+    index = GraphIndex.build(graph, HashingEncoder(32), edge_embedding="relation")
+    r = retrieve(index, "node 17 word3", k=3)
+    torch.testing.assert_close(r.edge_embeddings, index.edge_embeddings[r.edge_ids])
+    expected, _ = graph.k_hop_subgraph(r.ego_roots, 1)
+    assert r.graph.triples() == expected.triples()
+    t = text_rag(index, "rel2", k=4)
+    assert set(t.graph.edge_text) == {"rel2"}
+
+
+@pytest.mark.parametrize("index_type", ["flat", "hnsw"])
+def test_add_to_a_relation_index_equals_rebuild(index_type):
+    base = random_graph(60, 120, seed=5)
+    enc = HashingEncoder(32)
+    index = GraphIndex.build(base, enc, edge_embedding="relation", index_type=index_type)
+    new_triples = [("node 3 word3", "rel9 brand new", "fresh entity"),
+                   ("fresh entity", "rel1", "node 40 word5"),
+                   ("node 7 word0", "rel0", "node 7 word0")]
+    index.add(new_triples, nodes=["isolated newcomer"])
+    rebuilt = GraphIndex.build(index.graph, enc, edge_embedding="relation",
+                               index_type=index_type)
+    assert index.graph.triples() == base.triples() + new_triples
+    assert index.edge_text_embeddings.shape == (5, 32)  # rel0..rel3, then the new text
+    assert torch.equal(index.edge_text_ids, rebuilt.edge_text_ids)
+    for name in ("node_embeddings", "edge_embeddings", "ego_embeddings"):
+        torch.testing.assert_close(getattr(index, name), getattr(rebuilt, name), atol=1e-6,
+                                   rtol=1e-5)
+    # the faiss index was updated in place and holds exactly the ego embeddings
+    stored = torch.from_numpy(index.faiss_index.reconstruct_n(0, index.num_nodes))
+    torch.testing.assert_close(stored, index.ego_embeddings, atol=1e-6, rtol=1e-5)
+    assert index.search("isolated newcomer", k=1)[1].tolist() == [index.graph.node_id(
+        "isolated newcomer")]
+    assert set(index.timings) == {"encode_nodes", "encode_edges", "pool", "faiss", "total"}
+
+
+def test_save_load_relation_index(tmp_path):
+    graph = random_graph(200, 500, seed=4)
+    index = GraphIndex.build(graph, HashingEncoder(16), edge_embedding="relation")
+    folder = index.save(tmp_path / "ix")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["format_version"] == 2 and manifest["edge_table"] == "relation"
+    assert np.load(folder / "edge_embeddings.npy").shape == (4, 16)  # rel0..rel3, not 500 rows
+    assert np.load(folder / "relations.npy").shape == (500,)
+    loaded = GraphIndex.load(folder)
+    assert loaded.graph.triples() == graph.triples()
+    assert torch.equal(loaded.edge_text_ids, index.edge_text_ids)
+    for name in ("node_embeddings", "edge_text_embeddings", "ego_embeddings"):
+        assert torch.equal(getattr(loaded, name), getattr(index, name))
+    # a loaded relation index can grow: the relation texts come back with it
+    update = loaded.add([("node 1 word1", "rel3", "newcomer"),
+                         ("newcomer", "rel7", "node 2 word2")])
+    assert loaded.edge_text_embeddings.size(0) == 5 and update.new_nodes.tolist() == [200]
+
+
+def write_format_1(index: GraphIndex, folder) -> None:
+    """What graphlearn wrote before format 2: a text and an embedding row per edge."""
+    import hashlib
+
+    import faiss
+
+    folder.mkdir()
+    (folder / "graph.json").write_text(json.dumps({"node_text": index.graph.node_text,
+                                                   "edge_text": index.graph.edge_text}))
+    np.save(folder / "edges.npy", index.graph.edges.numpy())
+    for name in ("node_embeddings", "edge_embeddings", "ego_embeddings"):
+        np.save(folder / f"{name}.npy", getattr(index, name).numpy())
+    faiss.write_index(index.faiss_index, str(folder / "faiss.index"))
+    files = ("graph.json", "edges.npy", "node_embeddings.npy", "edge_embeddings.npy",
+             "ego_embeddings.npy", "faiss.index")
+    manifest = {"format": "graphlearn.grag.GraphIndex", "format_version": 1,
+                "encoder": {"name": index.encoder.name, "dim": index.dim,
+                            "spec": index.encoder.spec()},
+                "num_hops": index.num_hops, "edge_embedding": index.edge_embedding,
+                "index": {"type": index.index_type, "hnsw_m": 32, "ef_construction": 80,
+                          "ef_search": 64},
+                "num_nodes": index.num_nodes, "num_edges": index.num_edges,
+                "sha256": {f: hashlib.sha256((folder / f).read_bytes()).hexdigest()
+                           for f in files}}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("edge_embedding", ["triple", "relation"])
+def test_load_format_1(tmp_path, edge_embedding):
+    index = GraphIndex.build(random_graph(80, 200, seed=8), HashingEncoder(16),
+                             edge_embedding=edge_embedding)
+    write_format_1(index, tmp_path / "v1")
+    loaded = GraphIndex.load(tmp_path / "v1")
+    assert loaded.graph.triples() == index.graph.triples()
+    for name in ("node_embeddings", "edge_embeddings", "ego_embeddings"):
+        assert torch.equal(getattr(loaded, name), getattr(index, name))
+    if edge_embedding == "relation":
+        assert loaded.edge_text_embeddings.shape == (4, 16)
+    # and it saves as format 2
+    again = GraphIndex.load(loaded.save(tmp_path / "v2"))
+    assert torch.equal(again.edge_embeddings, index.edge_embeddings)
+
+
+def test_sentence_encoders_batch_texts_of_similar_length():
+    batches = []
+
+    class Sorted(CallableEncoder):
+        _length_sorted_batches = True
+
+    def fn(texts):
+        batches.append(list(texts))
+        return np.array([[len(t), 1.0] for t in texts])
+
+    texts = ["a" * n for n in (5, 1, 9, 2, 8, 3, 1)]
+    out = Sorted(fn, dim=2, batch_size=3).encode(texts)
+    assert batches == [["a", "aa", "aaa"], ["a" * 5, "a" * 8, "a" * 9]]
+    torch.testing.assert_close(out, CallableEncoder(fn, dim=2).encode(texts))  # same rows
