@@ -101,7 +101,9 @@ def _is_bare(text: str) -> bool:
     """Whether ``text`` can be written as it is (see the module grammar)."""
     return (text != "" and not text[0].isspace() and not text[-1].isspace()
             and text[0] not in '"#' and "->" not in text and "<-" not in text
-            and not any(_unsafe(ch) for ch in text))
+            # printable ASCII has no unsafe character: skip the per-character lookup
+            and ((text.isascii() and text.isprintable())
+                 or not any(_unsafe(ch) for ch in text)))
 
 
 def format_text(text: str) -> str:
@@ -169,8 +171,9 @@ def describe(graph: TextGraph, roots: Sequence[int] | Tensor | None = None, *,
     if not isinstance(graph, TextGraph):
         raise DTypeError(f"describe() takes a TextGraph, got {type(graph).__name__}")
     n, num_edges = graph.num_nodes, graph.num_edges
-    degree = graph.degree()
-    order = _priority(graph, roots, degree)
+    degree_t = graph.degree()
+    order = _priority(graph, roots, degree_t)
+    degree = degree_t.tolist()
     edges = graph.edges.tolist()
     adjacency: list[list[tuple[int, int, bool]]] = [[] for _ in range(n)]
     for e, (h, t) in enumerate(edges):
@@ -198,7 +201,14 @@ def describe(graph: TextGraph, roots: Sequence[int] | Tensor | None = None, *,
                     queue.append(v)
 
     texts, rels = graph.node_text, graph.edge_text
-    fmt = format_text
+    formatted: dict[str, str] = {}
+
+    def fmt(text: str) -> str:  # a text recurs on every edge it is in: format it once
+        out = formatted.get(text)
+        if out is None:
+            out = formatted[text] = format_text(text)
+        return out
+
     tree_lines: list[str] = []
     for root in trees:
         tree_lines.append(fmt(texts[root]))
@@ -216,7 +226,7 @@ def describe(graph: TextGraph, roots: Sequence[int] | Tensor | None = None, *,
     if comments:
         lines.append(f"# Graph: {n} node{'s' * (n != 1)}, "
                      f"{num_edges} edge{'s' * (num_edges != 1)}.")
-        if any(not _is_bare(t) for t in texts) or any(not _is_bare(r) for r in rels):
+        if any(fmt(t) != t for t in texts) or any(fmt(r) != r for r in rels):
             lines.append(_QUOTE_HEADER)
     for header, body in ((_TREE_HEADER, tree_lines), (_EDGES_HEADER, edge_lines),
                          (_ISOLATED_HEADER, isolated_lines)):
