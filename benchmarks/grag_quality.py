@@ -16,6 +16,13 @@ as edge embeddings) and every TEST question is answered by
   applied to GRAG retrievals of each ``--prune-k``; for each of them the threshold is chosen
   on VAL (the largest in ``--thresholds`` whose VAL full-path recall is within
   ``--prune-tolerance`` of the unpruned retrieval's), then the TEST numbers are reported.
+  ``--pruners`` picks the gates: ``grag`` (GRAG's per-member gates, ``num_steps=0``),
+  ``mp`` (``num_steps`` = the path length, ``product=True``: structure-aware gates) and
+  ``mp-distance`` (the same without the product features, an ablation).
+
+Every row also holds its numbers on the ``unseen_path`` subset: the test questions whose
+gold path is the path of no TRAIN question (PathQuestion's paraphrases of one path land in
+different splits, so a learned pruner may have seen a test question's path in training).
 
 Per question (exact text match; :mod:`graphlearn.kg.grag.metrics`): answer recall (some
 gold answer is a node), answer coverage (fraction of the gold answers that are nodes), path
@@ -49,7 +56,6 @@ from importlib import metadata
 from pathlib import Path
 
 import torch
-
 from graphlearn.datasets import load
 from graphlearn.kg.grag import (
     GraphIndex,
@@ -78,6 +84,21 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[dist] = "not installed"
     return out
+
+
+def git_commit() -> str:
+    """``HEAD``'s commit, with ``+dirty`` when the working tree has changes."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
 
 
 def build_indexes(graph, encoder, hops: Sequence[int]) -> dict[int, GraphIndex]:
@@ -109,10 +130,15 @@ def sanity_check(index: GraphIndex, examples) -> dict[str, float]:
     return {"questions": len(examples), "misses": 0}
 
 
-def evaluate(fn: Callable, examples) -> tuple[dict[str, float], float]:
+def evaluate(fn: Callable, examples, unseen: Sequence[bool]) -> tuple[dict, dict | None,
+                                                                   float]:
+    """Mean quality of ``fn(example)`` over ``examples`` and over the ``unseen`` ones."""
     start = time.perf_counter()
     rows = [retrieval_quality(fn(ex), ex.answers, ex.path) for ex in examples]
-    return mean_retrieval_quality(rows), time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    subset = [r for r, u in zip(rows, unseen, strict=True) if u]
+    return (mean_retrieval_quality(rows), mean_retrieval_quality(subset) if subset else None,
+            seconds)
 
 
 def choose_threshold(pruner: SoftPruner, index: GraphIndex, val, k: int,
@@ -132,12 +158,16 @@ def choose_threshold(pruner: SoftPruner, index: GraphIndex, val, k: int,
     return chosen, [{"threshold": None, **base}] + curve
 
 
-def run_variant(variant: str, args, encoder, meta: dict) -> list[dict]:
+def run_variant(variant: str, args, meta: dict) -> list[dict]:
     t0 = time.perf_counter()
+    # a fresh encoder (and embedding cache) per variant: a text cached while encoding another
+    # variant's KB would come from a batch padded differently, which changes its embedding in
+    # the last float bits and a variant's numbers would depend on the variants run before it
+    encoder = SentenceTransformerEncoder(progress=False)
     ds = load("pathquestion", root=args.root, variant=variant, split_seed=args.split_seed,
               download=False)
     test, train, val = ds.split("test"), ds.split("train"), ds.split("val")
-    hops_needed = sorted(set(args.index_hops) | {1})
+    hops_needed = sorted(set(args.index_hops) | set(args.prune_index_hops) | {1})
     indexes = build_indexes(ds.graph, encoder, hops_needed)
     build_s = time.perf_counter() - t0
     index = indexes[1]
@@ -145,51 +175,69 @@ def run_variant(variant: str, args, encoder, meta: dict) -> list[dict]:
     print(f"# {variant}: {ds.graph!r}, test {len(test)}, index built in {build_s:.1f}s; "
           f"sanity: the {len(test[0].path)}-hop neighbourhood of the topic entity holds the "
           f"gold path for {check['questions']}/{check['questions']} questions", flush=True)
-    common = {"variant": variant, "split": "test", "num_kb_nodes": ds.graph.num_nodes,
+    train_paths = {ex.path for ex in train}
+    unseen = [ex.path not in train_paths for ex in test]
+    common = {"variant": variant, "split": "test", "encoder": encoder.name,
+              "num_kb_nodes": ds.graph.num_nodes,
               "num_kb_edges": ds.graph.num_edges, "path_length": len(test[0].path),
               "index_build_s": round(build_s, 2), **meta}
     rows = []
 
-    def emit(method: str, setting: dict, metrics: dict, seconds: float, **extra) -> None:
+    def emit(method: str, setting: dict, result: tuple, **extra) -> None:
+        metrics, subset, seconds = result
         row = {**common, "method": method, "setting": setting,
-               **{k: round(v, 4) for k, v in metrics.items()}, "seconds": round(seconds, 2),
-               **extra}
+               **{k: round(v, 4) for k, v in metrics.items()},
+               "unseen_path": None if subset is None else {
+                   k: round(v, 4) for k, v in subset.items()},
+               "seconds": round(seconds, 2), **extra}
         rows.append(row)
         print(format_row(row), flush=True)
 
     for h in args.index_hops:
         for k in args.grag_k:
-            m, s = evaluate(lambda ex, k=k, h=h: retrieve(indexes[h], ex.question, k), test)
-            emit("grag", {"k": k, "index_hops": h}, m, s)
+            emit("grag", {"k": k, "index_hops": h},
+                 evaluate(lambda ex, k=k, h=h: retrieve(indexes[h], ex.question, k), test,
+                          unseen))
     for k in args.text_k:
-        m, s = evaluate(lambda ex, k=k: text_rag(index, ex.question, k), test)
-        emit("text_rag", {"k": k}, m, s)
+        emit("text_rag", {"k": k},
+             evaluate(lambda ex, k=k: text_rag(index, ex.question, k), test, unseen))
     for h in args.khop_hops:
-        m, s = evaluate(lambda ex, h=h: khop_baseline(index, ex.topic_entities[0], h), test)
-        emit("khop", {"hops": h}, m, s)
-    if args.prune_k:
+        emit("khop", {"hops": h},
+             evaluate(lambda ex, h=h: khop_baseline(index, ex.topic_entities[0], h), test,
+                      unseen))
+    if not args.prune_k:
+        return rows
+    start = time.perf_counter()
+    examples = make_pruning_examples(index, train, k=args.prune_train_k)
+    examples_s = time.perf_counter() - start
+    for name in args.pruners:
+        steps = 0 if name == "grag" else len(test[0].path)
+        options = {"num_steps": steps, "product": name == "mp",
+                   "hidden_channels": args.prune_hidden}
         start = time.perf_counter()
         torch.manual_seed(args.seed)
-        examples = make_pruning_examples(index, train, k=args.prune_train_k)
-        pruner = SoftPruner(index.dim, hidden_channels=args.prune_hidden)
+        pruner = SoftPruner(index.dim, **options)
         history = train_pruner(pruner, examples, epochs=args.prune_epochs, lr=args.prune_lr,
                                seed=args.seed)
         train_s = time.perf_counter() - start
-        print(f"# pruner trained on {len(examples)} train retrievals (k={args.prune_train_k}) "
-              f"in {train_s:.1f}s; loss {history[0]:.3f} -> {history[-1]:.3f}", flush=True)
-        for k in args.prune_k:
-            threshold, curve = choose_threshold(pruner, index, val, k, args.thresholds,
-                                                args.prune_tolerance)
-            m, s = evaluate(lambda ex, k=k, t=threshold: pruner.prune(
-                retrieve(index, ex.question, k), t), test)
-            emit("pruned", {"k": k, "index_hops": 1, "threshold": threshold}, m, s,
-                 pruner={"train_k": args.prune_train_k, "epochs": args.prune_epochs,
-                         "lr": args.prune_lr, "hidden": args.prune_hidden,
-                         "train_questions": len(examples), "train_s": round(train_s, 1),
-                         "loss": [round(x, 4) for x in history],
-                         "tolerance": args.prune_tolerance},
-                 val_curve=[{k2: (round(v, 4) if isinstance(v, float) else v)
-                             for k2, v in c.items()} for c in curve])
+        print(f"# {name} pruner {pruner!r} trained on {len(examples)} train retrievals "
+              f"(k={args.prune_train_k}) in {train_s:.1f}s (+{examples_s:.1f}s to retrieve "
+              f"them); loss {history[0]:.3f} -> {history[-1]:.3f}", flush=True)
+        info = {"gates": name, **options, "train_k": args.prune_train_k,
+                "epochs": args.prune_epochs, "lr": args.prune_lr,
+                "train_questions": len(examples), "train_s": round(train_s, 1),
+                "loss": [round(x, 4) for x in history], "tolerance": args.prune_tolerance}
+        for h in args.prune_index_hops:
+            for k in args.prune_k:
+                threshold, curve = choose_threshold(pruner, indexes[h], val, k,
+                                                    args.thresholds, args.prune_tolerance)
+                result = evaluate(lambda ex, k=k, h=h, t=threshold, p=pruner: p.prune(
+                    retrieve(indexes[h], ex.question, k), t), test, unseen)
+                emit("pruned", {"gates": name, "k": k, "index_hops": h,
+                                "threshold": threshold},
+                     result, pruner=info,
+                     val_curve=[{key: (round(v, 4) if isinstance(v, float) else v)
+                                 for key, v in c.items()} for c in curve])
     return rows
 
 
@@ -201,14 +249,18 @@ def format_setting(row: dict) -> str:
         return f"k={s['k']}"
     if row["method"] == "khop":
         return f"{s['hops']} hops"
-    return f"k={s['k']}, t={s['threshold']:.2f}"
+    ego = f", {s['index_hops']}-hop ego" if s["index_hops"] != 1 else ""
+    return f"{s['gates']} gates, k={s['k']}{ego}, t={s['threshold']:.2f}"
 
 
 def format_row(row: dict) -> str:
+    unseen = row["unseen_path"]
+    tail = (f"{unseen['full_path_recall']:.3f} ({unseen['num_questions']})" if unseen
+            else "-")
     return (f"| {row['variant']} | {row['method']} | {format_setting(row)} | "
             f"{row['num_nodes']:.1f} | {row['num_edges']:.1f} | {row['answer_recall']:.3f} | "
             f"{row['answer_coverage']:.3f} | {row['path_recall']:.3f} | "
-            f"{row['full_path_recall']:.3f} |")
+            f"{row['full_path_recall']:.3f} | {tail} |")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -227,6 +279,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--khop-hops", type=int, nargs="*", default=[1, 2, 3])
     parser.add_argument("--prune-k", type=int, nargs="*", default=[3, 5, 10],
                         help="GRAG k of the retrievals to prune (none: skip pruning)")
+    parser.add_argument("--pruners", nargs="*", default=["grag", "mp"],
+                        choices=["grag", "mp", "mp-distance"],
+                        help="gates to train: GRAG's per-member ones, message passing")
+    parser.add_argument("--prune-index-hops", type=int, nargs="+", default=[1, 2],
+                        help="ego-graph radii of the GRAG retrievals to prune (the pruner "
+                             "is trained on 1-hop ones)")
     parser.add_argument("--prune-train-k", type=int, default=5)
     parser.add_argument("--prune-epochs", type=int, default=10)
     parser.add_argument("--prune-lr", type=float, default=1e-3)
@@ -241,19 +299,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     os.environ.setdefault("GRAPHLEARN_DATA", str(Path(__file__).resolve().parents[2] /
                                                  "shared" / "data"))
     start = time.perf_counter()
-    encoder = SentenceTransformerEncoder(progress=False)
-    meta = {"encoder": encoder.name, "edge_embedding": "triple", "threads": args.threads,
-            "seed": args.seed, "split_seed": args.split_seed, "versions": versions(),
+    meta = {"edge_embedding": "triple", "threads": args.threads, "seed": args.seed,
+            "split_seed": args.split_seed, "versions": versions(), "git": git_commit(),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
             "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None
                                                              else sys.argv[1:])]),
             "date": time.strftime("%Y-%m-%dT%H:%M:%S")}
     print("| variant | method | setting | nodes | edges | answer recall | answer coverage "
-          "| path recall | full-path recall |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| path recall | full-path recall | full-path, unseen paths (n) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for variant in args.variants:
-        rows += run_variant(variant, args, encoder, meta)
+        rows += run_variant(variant, args, meta)
     total = time.perf_counter() - start
     print(f"# total {total:.0f}s", flush=True)
     if args.out != "-":

@@ -135,6 +135,10 @@ def grag_index(
     train_pruner: bool = typer.Option(False, "--train-pruner",
                                       help="Train the soft pruner on the dataset's train split."),
     epochs: int = typer.Option(20, "--epochs", help="Pruner training epochs."),
+    pruner_steps: int = typer.Option(
+        0, "--pruner-steps",
+        help="Message-passing rounds before each gate (0: GRAG's per-member gates; the "
+             "questions' hop count prunes far more at the same recall)."),
 ) -> None:
     """Index a text graph: encode its texts, pool its ego-graphs, write a GRAG folder."""
     from graphlearn.kg.grag import GRAG
@@ -150,7 +154,8 @@ def grag_index(
         if data is None or not hasattr(data, "split"):
             raise InvalidArgumentError("--train-pruner needs a QA dataset with answers (e.g. "
                                        "pathquestion), not a file")
-        history = grag.fit_pruner(data.split("train"), epochs=epochs)
+        history = grag.fit_pruner(data.split("train"), epochs=epochs, num_steps=pruner_steps,
+                                  product=pruner_steps > 0)
         typer.echo(f"pruner: loss {history[0]:.4f} -> {history[-1]:.4f} over {epochs} epochs",
                    err=True)
     folder = grag.save(out)

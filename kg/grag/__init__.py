@@ -20,6 +20,8 @@
   ego-graph embeddings with a faiss index; save/load, incremental ``add``.
 - :func:`retrieve` (GRAG), :func:`text_rag` and :func:`khop_baseline`
   (:mod:`graphlearn.kg.grag.retrieve`), each giving a :class:`Retrieval`.
+- Retrieval metrics (:mod:`graphlearn.kg.grag.metrics`): answer recall and coverage, gold-path
+  recall and full-path recall of a retrieved subgraph.
 - :class:`GRAG` (:mod:`graphlearn.kg.grag.pipeline`): index, retrieve, prune and generate
   behind one object (``build``, ``save``/``load``, ``retrieve``, ``answer``, ``stream``,
   ``add``); :mod:`graphlearn.kg.grag.service` serves it over HTTP.
@@ -60,6 +62,14 @@ from graphlearn.kg.grag.generate import (
 )
 from graphlearn.kg.grag.hf import GraphPromptEncoder, SoftPromptGenerator
 from graphlearn.kg.grag.index import GraphIndex, IndexUpdate, ego_graph_embeddings, triple_texts
+from graphlearn.kg.grag.metrics import (
+    answer_coverage,
+    answer_recall,
+    full_path_recall,
+    mean_retrieval_quality,
+    path_recall,
+    retrieval_quality,
+)
 from graphlearn.kg.grag.openai_compat import OpenAICompatibleGenerator
 from graphlearn.kg.grag.pipeline import GRAG, Answer, retrieval_to_dict
 from graphlearn.kg.grag.prune import (
@@ -82,6 +92,8 @@ __all__ = [
     "SoftPruner", "PruningExample", "pruning_labels", "make_pruning_examples", "pruning_loss",
     "train_pruner",
     "GRAG", "Answer", "retrieval_to_dict",
+    "answer_recall", "answer_coverage", "path_recall", "full_path_recall", "retrieval_quality",
+    "mean_retrieval_quality",
     "Generator", "BaseGenerator", "RetrievalOnlyGenerator", "build_prompt", "DEFAULT_TEMPLATE",
     "SoftPromptGenerator", "GraphPromptEncoder", "OpenAICompatibleGenerator",
 ]

@@ -21,6 +21,29 @@ the data (:func:`pruning_labels`): a node is relevant when its text is an answer
 when its triple lies on the gold relation path from the topic entity (PathQuestion's
 ``path``). GRAG trains them end to end through the LLM's loss; this direct supervision is
 the cheap, LLM-free stage that the generation step can start from.
+
+**Structure-aware gates** (``num_steps > 0``, an extension, not in GRAG). A gate computed
+from one member's text alone cannot tell the second edge of a gold path
+(``daoguang_emperor gender male`` for "the gender of yixin_prince_gong's father?") from a
+look-alike elsewhere in the subgraph (``yixin_prince_gong gender male``): what makes it
+relevant is that it continues a relevant edge. With ``num_steps`` :math:`T > 0` the MLPs
+output hidden states :math:`\mathbf{h}_u, \mathbf{h}_e \in \mathbb{R}^H` instead of
+logits, and :math:`T` rounds of message passing over the retrieved subgraph update them,
+
+.. math::
+    \mathbf{h}_u \leftarrow \mathbf{h}_u + \mathrm{ReLU}\bigl(\mathbf{W}_V^{(t)}
+        [\mathbf{h}_u \,\Vert\, \operatorname{mean}_{e \ni u} \mathbf{h}_e]\bigr), \qquad
+    \mathbf{h}_e \leftarrow \mathbf{h}_e + \mathrm{ReLU}\bigl(\mathbf{W}_E^{(t)}
+        [\mathbf{h}_e \,\Vert\, \mathbf{h}_{\mathrm{head}(e)} \,\Vert\,
+        \mathbf{h}_{\mathrm{tail}(e)}]\bigr)
+
+(the mean over the edges incident to :math:`u`, either direction), before a linear layer
+gives each logit. :math:`T` rounds let an edge see members :math:`T` hops away, so set it
+to the path length (2 or 3 on PathQuestion). On PathQuestion's GRAG retrievals this is
+what makes pruning pay: per-member gates lose more gold paths than retrieving fewer
+ego-graphs does, while structure-aware ones keep nearly all of them (within about a point
+of full-path recall) with a sixth of the nodes and a tenth of the edges
+(``benchmarks/grag_quality.py``, ``docs/results.md``).
 """
 
 from __future__ import annotations
@@ -33,7 +56,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from graphlearn.errors import DTypeError, InvalidArgumentError, ShapeError
+from graphlearn.errors import (
+    DTypeError,
+    IndexOutOfRangeError,
+    InvalidArgumentError,
+    ShapeError,
+)
 
 from .index import GraphIndex, _check_int
 from .retrieve import Retrieval, khop_baseline, retrieve, text_rag
@@ -50,24 +78,42 @@ class SoftPruner(nn.Module):
 
     Two MLPs (nodes, edges; :class:`torch_geometric.nn.MLP` with ReLU, no normalisation)
     map the element-wise distance between a member's embedding and the question's to one
-    logit each (module docstring).
+    logit each (module docstring); with ``num_steps > 0`` they map it to a hidden state that
+    ``num_steps`` rounds of message passing over the subgraph refine before a linear layer
+    gives the logit (module docstring, "structure-aware gates").
+
+    .. note::
+        ``num_steps=0`` (the default) is GRAG's soft pruning: each gate sees one member and
+        the question. On PathQuestion those gates rank gold-path edges poorly (a path's
+        later edges share little text with the question), and pruning with them keeps fewer
+        gold paths than retrieving fewer ego-graphs would. ``num_steps`` equal to the path
+        length fixes that at the cost of needing the subgraph's edges
+        (:class:`Retrieval`, or ``edges=`` with tensors).
 
     Args:
         in_channels (int): Embedding size :math:`d` (the index's ``dim``).
         hidden_channels (int): Hidden width. (default: :obj:`128`)
         num_layers (int): Linear layers per MLP (``1``: logistic regression on the
-            distance). (default: :obj:`2`)
+            distance, or with ``num_steps > 0`` one linear map to the hidden state).
+            (default: :obj:`2`)
         dropout (float): Dropout between layers. (default: :obj:`0.0`)
         distance (str): ``"abs"`` or ``"difference"``. (default: ``"abs"``)
+        num_steps (int): Message-passing rounds over the subgraph (``0``: none, GRAG's
+            per-member gates). (default: :obj:`0`)
+        product (bool): Also feed the MLPs the element-wise product
+            :math:`\mathbf{x} \odot \mathbf{q}` (whose sum is the cosine similarity),
+            concatenated to the distance. (default: :obj:`False`)
 
     Shapes:
         - **input:** node embeddings :math:`(n, d)`, edge embeddings :math:`(m, d)`, question
-          :math:`(d,)` (or one per row, :math:`(n, d)` / :math:`(m, d)`)
+          :math:`(d,)` (or one per row, :math:`(n, d)` / :math:`(m, d)`); with
+          ``num_steps > 0`` also the subgraph's edges :math:`(m, 2)` (local node ids)
         - **output:** node gates :math:`(n,)`, edge gates :math:`(m,)`
     """
 
     def __init__(self, in_channels: int, hidden_channels: int = 128, num_layers: int = 2,
-                 dropout: float = 0.0, distance: str = "abs") -> None:
+                 dropout: float = 0.0, distance: str = "abs", num_steps: int = 0,
+                 product: bool = False) -> None:
         super().__init__()
         from torch_geometric.nn import MLP
 
@@ -81,19 +127,44 @@ class SoftPruner(nn.Module):
             raise InvalidArgumentError(f"distance must be one of {', '.join(map(repr, DISTANCES))}"
                                        f", got {distance!r}")
         self.distance = distance
-        channels = [in_channels] + [hidden_channels] * (num_layers - 1) + [1]
-        self.node_mlp = MLP(channels, dropout=self.dropout, norm=None)
-        self.edge_mlp = MLP(channels, dropout=self.dropout, norm=None)
+        self.num_steps = _check_int(num_steps, "num_steps", 0)
+        if not isinstance(product, bool):
+            raise InvalidArgumentError(f"product must be True or False, got {product!r}")
+        self.product = product
+        features = 2 * in_channels if product else in_channels
+        out = 1 if self.num_steps == 0 else hidden_channels
+        channels = [features] + [hidden_channels] * (num_layers - 1) + [out]
+        # with message passing the MLPs' last layer feeds the rounds, so it gets a ReLU too
+        plain_last = self.num_steps == 0
+        self.node_mlp = MLP(channels, dropout=self.dropout, norm=None, plain_last=plain_last)
+        self.edge_mlp = MLP(channels, dropout=self.dropout, norm=None, plain_last=plain_last)
+        h = hidden_channels
+        self.node_updates = nn.ModuleList(nn.Linear(2 * h, h) for _ in range(self.num_steps))
+        self.edge_updates = nn.ModuleList(nn.Linear(3 * h, h) for _ in range(self.num_steps))
+        self.node_out = nn.Linear(h, 1) if self.num_steps else None
+        self.edge_out = nn.Linear(h, 1) if self.num_steps else None
         self.reset_parameters()
+
+    def config(self) -> dict:
+        """The constructor arguments, JSON-ready (``SoftPruner(**p.config())`` rebuilds it)."""
+        return {"in_channels": self.in_channels, "hidden_channels": self.hidden_channels,
+                "num_layers": self.num_layers, "dropout": self.dropout,
+                "distance": self.distance, "num_steps": self.num_steps,
+                "product": self.product}
 
     def reset_parameters(self) -> None:
         self.node_mlp.reset_parameters()
         self.edge_mlp.reset_parameters()
+        for layer in (*self.node_updates, *self.edge_updates, self.node_out, self.edge_out):
+            if layer is not None:
+                layer.reset_parameters()
 
     def __repr__(self) -> str:
+        extra = (f", num_steps={self.num_steps}" if self.num_steps else "") + (
+            ", product=True" if self.product else "")
         return (f"{type(self).__name__}({self.in_channels}, hidden_channels="
                 f"{self.hidden_channels}, num_layers={self.num_layers}, "
-                f"distance={self.distance!r})")
+                f"distance={self.distance!r}{extra})")
 
     def _features(self, members: Tensor, question: Tensor, what: str) -> Tensor:
         if members.dim() != 2 or members.size(1) != self.in_channels:
@@ -106,29 +177,66 @@ class SoftPruner(nn.Module):
                              f"({members.size(0)}, {self.in_channels}) for {what}, got "
                              f"{tuple(question.shape)}")
         diff = members - question
-        return diff.abs() if self.distance == "abs" else diff
+        out = diff.abs() if self.distance == "abs" else diff
+        if self.product:
+            out = torch.cat([out, members * question], dim=-1)
+        return out
+
+    def _check_edges(self, edges: Tensor | None, num_nodes: int, num_edges: int) -> Tensor:
+        if edges is None:
+            raise InvalidArgumentError(f"this SoftPruner passes messages (num_steps="
+                                       f"{self.num_steps}), so it needs the subgraph's edges: "
+                                       f"pass a Retrieval, or edges=retrieval.graph.edges")
+        edges = torch.as_tensor(edges)
+        if edges.dim() != 2 or edges.size(1) != 2 or edges.size(0) != num_edges:
+            raise ShapeError(f"edges must have shape ({num_edges}, 2) (local head, tail ids, "
+                             f"one row per edge embedding), got {tuple(edges.shape)}")
+        if edges.numel() and (int(edges.min()) < 0 or int(edges.max()) >= num_nodes):
+            raise IndexOutOfRangeError(f"edges name node ids outside [0, {num_nodes}), the "
+                                       f"rows of node_embeddings")
+        return edges.long()
+
+    def _propagate(self, h_node: Tensor, h_edge: Tensor, edges: Tensor) -> tuple[Tensor, Tensor]:
+        from torch_geometric.utils import scatter
+
+        n = h_node.size(0)
+        heads, tails = edges[:, 0], edges[:, 1]
+        ends = torch.cat([heads, tails])
+        for node_update, edge_update in zip(self.node_updates, self.edge_updates, strict=True):
+            incident = scatter(torch.cat([h_edge, h_edge]), ends, dim=0, dim_size=n,
+                               reduce="mean")
+            h_node = h_node + F.relu(node_update(torch.cat([h_node, incident], dim=-1)))
+            h_edge = h_edge + F.relu(edge_update(torch.cat(
+                [h_edge, h_node.index_select(0, heads), h_node.index_select(0, tails)], dim=-1)))
+        return self.node_out(h_node).view(-1), self.edge_out(h_edge).view(-1)
 
     def logits(self, node_embeddings: Tensor, edge_embeddings: Tensor,
-               question_embedding: Tensor,
-               edge_question_embedding: Tensor | None = None) -> tuple[Tensor, Tensor]:
+               question_embedding: Tensor, edge_question_embedding: Tensor | None = None,
+               edges: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Gate logits ``(n,)`` and ``(m,)`` (for ``binary_cross_entropy_with_logits``).
 
         ``question_embedding`` is ``(d,)`` or one row per node; ``edge_question_embedding``
-        (one row per edge) defaults to ``question_embedding``.
+        (one row per edge) defaults to ``question_embedding``. ``edges`` (``(m, 2)`` local
+        node ids, e.g. ``retrieval.graph.edges``; a batch of subgraphs as their disjoint
+        union) is needed when ``num_steps > 0`` and ignored otherwise.
         """
         p = next(self.parameters())
         x = node_embeddings.to(p)
         y = edge_embeddings.to(p)
         q = question_embedding.to(p)
         qe = q if edge_question_embedding is None else edge_question_embedding.to(p)
-        node = self.node_mlp(self._features(x, q, "node_embeddings")).view(-1)
-        edge = self.edge_mlp(self._features(y, qe, "edge_embeddings")).view(-1)
-        return node, edge
+        node = self.node_mlp(self._features(x, q, "node_embeddings"))
+        edge = self.edge_mlp(self._features(y, qe, "edge_embeddings"))
+        if self.num_steps == 0:
+            return node.view(-1), edge.view(-1)
+        edges = self._check_edges(edges, x.size(0), y.size(0)).to(p.device)
+        return self._propagate(node, edge, edges)
 
     def forward(self, retrieval: Retrieval | Tensor, edge_embeddings: Tensor | None = None,
-                question_embedding: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                question_embedding: Tensor | None = None,
+                edges: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Gates for a :class:`Retrieval`, or for ``(node_embeddings, edge_embeddings,
-        question_embedding)`` tensors.
+        question_embedding)`` tensors (and ``edges``, ``(m, 2)``, when ``num_steps > 0``).
 
         Returns:
             ``(node_gate, edge_gate)``: ``(n,)`` and ``(m,)`` in (0, 1).
@@ -140,12 +248,13 @@ class SoftPruner(nn.Module):
                                            "with a question to gate it")
             x, y, q = (retrieval.node_embeddings, retrieval.edge_embeddings,
                        retrieval.question_embedding)
+            edges = retrieval.graph.edges
         else:
             if edge_embeddings is None or question_embedding is None:
                 raise InvalidArgumentError("pass a Retrieval, or node_embeddings, "
                                            "edge_embeddings and question_embedding")
             x, y, q = retrieval, edge_embeddings, question_embedding
-        node, edge = self.logits(x, y, q)
+        node, edge = self.logits(x, y, q, edges=edges)
         return node.sigmoid(), edge.sigmoid()
 
     @torch.no_grad()
@@ -215,6 +324,8 @@ class PruningExample:
         question_embedding (Tensor): ``(d,)``.
         node_labels (Tensor): ``(n,)`` float, 1 for a relevant node.
         edge_labels (Tensor): ``(m,)`` float, 1 for a relevant edge.
+        edges (Tensor, optional): ``(m, 2)`` long local ``(head, tail)`` ids of the edges,
+            needed to train a :class:`SoftPruner` with ``num_steps > 0``.
     """
 
     node_embeddings: Tensor
@@ -222,6 +333,7 @@ class PruningExample:
     question_embedding: Tensor
     node_labels: Tensor
     edge_labels: Tensor
+    edges: Tensor | None = None
 
     @classmethod
     def from_retrieval(cls, retrieval: Retrieval, answers: Iterable[str],
@@ -232,7 +344,8 @@ class PruningExample:
                                        "with a question")
         node_labels, edge_labels = pruning_labels(retrieval, answers, path)
         return cls(retrieval.node_embeddings, retrieval.edge_embeddings,
-                   retrieval.question_embedding, node_labels, edge_labels)
+                   retrieval.question_embedding, node_labels, edge_labels,
+                   retrieval.graph.edges)
 
 
 def pruning_labels(retrieval: Retrieval, answers: Iterable[str],
@@ -316,7 +429,16 @@ def _batch_loss(pruner: SoftPruner, batch: Sequence[PruningExample], node_pw: Te
                     for ex in batch])
     qy = torch.cat([ex.question_embedding.view(1, -1).expand(ex.edge_embeddings.size(0), -1)
                     for ex in batch])
-    node_logit, edge_logit = pruner.logits(x, y, qx, qy)
+    edges = None
+    if pruner.num_steps:
+        if any(ex.edges is None for ex in batch):
+            raise InvalidArgumentError("a SoftPruner with num_steps > 0 trains on the "
+                                       "subgraphs' edges, but an example has none; build the "
+                                       "examples with PruningExample.from_retrieval or "
+                                       "make_pruning_examples")
+        offsets = torch.tensor([0] + [ex.node_embeddings.size(0) for ex in batch[:-1]]).cumsum(0)
+        edges = torch.cat([ex.edges + int(o) for ex, o in zip(batch, offsets, strict=True)])
+    node_logit, edge_logit = pruner.logits(x, y, qx, qy, edges)
     loss = p.new_zeros(())
     if node_logit.numel():
         target = torch.cat([ex.node_labels for ex in batch]).to(p)

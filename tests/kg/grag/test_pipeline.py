@@ -135,6 +135,18 @@ def test_fit_pruner_lowers_loss_prunes_and_survives_save_load(tmp_path):
     assert GRAG.load(folder).pruner is None
 
 
+def test_a_message_passing_pruner_survives_save_load(tmp_path):
+    grag = make_grag(k=2)
+    grag.fit_pruner(qa_examples(), hidden_channels=16, num_steps=2, product=True, epochs=3)
+    assert grag.pruner.num_steps == 2 and grag.pruner.product
+    r = grag.retrieve("where was albert einstein born?")
+    back = GRAG.load(grag.save(tmp_path / "g"))
+    assert back.pruner.config() == grag.pruner.config()
+    r2 = back.retrieve("where was albert einstein born?")
+    assert r2.triples() == r.triples()
+    torch.testing.assert_close(r2.edge_gates, r.edge_gates)
+
+
 def test_load_errors(tmp_path):
     with pytest.raises(DataNotFoundError, match="grag index"):
         GRAG.load(tmp_path / "missing")

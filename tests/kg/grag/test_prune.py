@@ -16,7 +16,12 @@ from graphlearn.kg.grag import (
     train_pruner,
 )
 
-from graphlearn.errors import DTypeError, InvalidArgumentError, ShapeError
+from graphlearn.errors import (
+    DTypeError,
+    IndexOutOfRangeError,
+    InvalidArgumentError,
+    ShapeError,
+)
 
 TRIPLES = [("alice", "knows", "bob"), ("bob", "lives in", "paris"),
            ("carol", "parent of", "alice"), ("alice", "likes", "paris"),
@@ -167,3 +172,127 @@ def test_training_lowers_the_loss_on_pathquestion(data_root, one_thread):
     # the k-hop baseline also yields labelled examples
     khop = make_pruning_examples(index, train_qa[:5], retriever="khop")
     assert all(float(ex.node_labels.sum()) >= 1 for ex in khop)  # 2 hops reach the answer
+
+
+# ---------------------------------------------------------------------------- message passing
+CHAIN = [("a", "r0", "b"), ("b", "r1", "c"), ("c", "r2", "d"), ("d", "r3", "e")]
+
+
+@pytest.fixture(scope="module")
+def chain():
+    index = GraphIndex.build(TextGraph.from_triples(CHAIN), HashingEncoder(32))
+    return index, khop_baseline(index, "a", 4, question="what is after a?")
+
+
+def test_message_passing_repr_and_compat():
+    assert repr(SoftPruner(32, num_steps=2)) == ("SoftPruner(32, hidden_channels=128, "
+                                                 "num_layers=2, distance='abs', num_steps=2)")
+    assert repr(SoftPruner(32, product=True)).endswith("distance='abs', product=True)")
+    assert repr(SoftPruner(32)) == ("SoftPruner(32, hidden_channels=128, num_layers=2, "
+                                    "distance='abs')")
+    # the GRAG pruner has no message-passing weights
+    assert SoftPruner(32).node_out is None and len(SoftPruner(32).node_updates) == 0
+    # PruningExample still takes its five original fields
+    ex = PruningExample(torch.ones(2, 4), torch.ones(1, 4), torch.ones(4), torch.ones(2),
+                        torch.ones(1))
+    assert ex.edges is None
+
+
+@pytest.mark.parametrize("num_steps", [1, 2, 3])
+def test_message_passing_receptive_field(chain, num_steps):
+    """With T rounds, an edge's gate depends on the edges within T hops (in the line graph)
+    and on nothing farther."""
+    _, r = chain
+    assert r.triples() == CHAIN  # edge e sits e hops (line graph) from edge 0
+    torch.manual_seed(0)
+    pruner = SoftPruner(32, hidden_channels=32, num_steps=num_steps, product=True).eval()
+    torch.testing.assert_close(pruner(r.node_embeddings, r.edge_embeddings,
+                                      r.question_embedding, edges=r.graph.edges)[1],
+                               pruner(r)[1])  # a Retrieval brings its edges
+    pruner = pruner.double()  # the logits see far edges weakly: compare them in float64
+    x, y, q = r.node_embeddings, r.edge_embeddings, r.question_embedding
+    with torch.no_grad():
+        base = pruner.logits(x, y, q, edges=r.graph.edges)[1]
+        for far in range(1, 4):
+            moved = y.clone()
+            moved[far] = -moved[far]
+            change = (pruner.logits(x, moved, q, edges=r.graph.edges)[1][0] - base[0]).abs()
+            if far <= num_steps:
+                assert change > 1e-9, (far, change)
+            else:
+                assert change == 0, (far, change)
+
+
+def test_message_passing_batches_as_disjoint_union(chain, toy):
+    """Logits of two subgraphs batched as their disjoint union equal the separate ones."""
+    torch.manual_seed(0)
+    pruner = SoftPruner(32, hidden_channels=8, num_steps=2).eval()
+    rs = [chain[1], toy[1]]
+    one = [pruner.logits(r.node_embeddings, r.edge_embeddings, r.question_embedding,
+                         edges=r.graph.edges) for r in rs]
+    x = torch.cat([r.node_embeddings for r in rs])
+    y = torch.cat([r.edge_embeddings for r in rs])
+    qx = torch.cat([r.question_embedding.expand(r.num_nodes, -1) for r in rs])
+    qy = torch.cat([r.question_embedding.expand(r.num_edges, -1) for r in rs])
+    edges = torch.cat([rs[0].graph.edges, rs[1].graph.edges + rs[0].num_nodes])
+    node, edge = pruner.logits(x, y, qx, qy, edges)
+    torch.testing.assert_close(node, torch.cat([o[0] for o in one]))
+    torch.testing.assert_close(edge, torch.cat([o[1] for o in one]))
+
+
+def test_message_passing_bad_inputs(chain):
+    _, r = chain
+    pruner = SoftPruner(32, num_steps=1)
+    with pytest.raises(InvalidArgumentError, match="needs the subgraph's edges"):
+        pruner(r.node_embeddings, r.edge_embeddings, r.question_embedding)
+    with pytest.raises(ShapeError, match=r"\(4, 2\)"):
+        pruner(r.node_embeddings, r.edge_embeddings, r.question_embedding,
+               edges=r.graph.edges[:2])
+    with pytest.raises(IndexOutOfRangeError, match="outside"):
+        pruner(r.node_embeddings, r.edge_embeddings, r.question_embedding,
+               edges=r.graph.edges + 10)
+    with pytest.raises(InvalidArgumentError, match="num_steps"):
+        SoftPruner(32, num_steps=-1)
+    with pytest.raises(InvalidArgumentError, match="product"):
+        SoftPruner(32, product="yes")
+    no_edges = PruningExample(r.node_embeddings, r.edge_embeddings, r.question_embedding,
+                              torch.zeros(r.num_nodes), torch.zeros(r.num_edges))
+    with pytest.raises(InvalidArgumentError, match="has none"):
+        train_pruner(pruner, [no_edges])
+    assert PruningExample.from_retrieval(r, ["b"]).edges.tolist() == r.graph.edges.tolist()
+
+
+def test_message_passing_pruner_learns_paths_on_pathquestion(data_root, one_thread):
+    """On PQ-2H, gates with 2 rounds of message passing rank the gold-path edges of a GRAG
+    retrieval above the rest far more often than GRAG's per-member gates trained the same
+    way (the benchmark's finding, benchmarks/grag_quality.py, in miniature)."""
+    root = data_root("textgraph/pathquestion/PQ-2H.txt", "textgraph/pathquestion/2H-kb.txt")
+    from graphlearn.datasets import load
+
+    ds = load("pathquestion", root=root, variant="PQ-2H", download=False)
+    index = GraphIndex.build(ds.graph, HashingEncoder(128), num_hops=1)
+    examples = make_pruning_examples(index, ds.split("train")[:300], k=5)
+    held_out = make_pruning_examples(index, ds.split("val")[:60], k=5)
+
+    def top_ranked(pruner):
+        """Fraction of held-out questions whose gold edges are all among the top
+        (number of gold edges + 2) edge gates."""
+        hits = []
+        with torch.no_grad():
+            for ex in held_out:
+                _, gate = pruner.logits(ex.node_embeddings, ex.edge_embeddings,
+                                        ex.question_embedding, edges=ex.edges)
+                gold = int(ex.edge_labels.sum())
+                if 0 < gold < gate.numel():
+                    top = gate.topk(min(gold + 2, gate.numel())).indices
+                    hits.append(float(ex.edge_labels[top].sum() == gold))
+        return sum(hits) / len(hits)
+
+    scores = {}
+    for steps in (0, 2):
+        torch.manual_seed(0)
+        pruner = SoftPruner(128, hidden_channels=64, num_steps=steps)
+        history = train_pruner(pruner, examples, epochs=8, lr=1e-2, seed=0)
+        assert history[-1] < history[0]
+        scores[steps] = top_ranked(pruner)
+    assert scores[2] > 0.8 and scores[2] > scores[0] + 0.2, scores
