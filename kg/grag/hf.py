@@ -58,6 +58,7 @@ from graphlearn.errors import (
 
 from .generate import DEFAULT_TEMPLATE, BaseGenerator, build_prompt
 from .index import _check_int
+from .manifest import read_manifest
 from .retrieve import Retrieval, _check_question
 
 if TYPE_CHECKING:
@@ -834,27 +835,10 @@ class SoftPromptGenerator(BaseGenerator):
         from safetensors.torch import load_file
 
         folder = Path(path)
-        if not folder.is_dir():
-            raise DataNotFoundError(f"no SoftPromptGenerator folder at {str(folder)!r}; write "
-                                    f"one with SoftPromptGenerator.save(path)")
         config_path = folder / _CONFIG
-        if not config_path.is_file():
-            raise DataNotFoundError(f"{str(folder)!r} has no {_CONFIG}, so it is not a "
-                                    f"(complete) SoftPromptGenerator folder; write one with "
-                                    f"SoftPromptGenerator.save(path)")
-        try:
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DataFormatError(f"{config_path} is not valid JSON ({exc}); save the "
-                                  f"generator again") from None
-        found = config.get("format") if isinstance(config, dict) else None
-        if found != FORMAT:
-            raise DataFormatError(f"{config_path} is not a SoftPromptGenerator config (format "
-                                  f"{found!r}, expected {FORMAT!r})")
-        if config.get("format_version") != FORMAT_VERSION:
-            raise DataFormatError(f"{config_path} has format_version "
-                                  f"{config.get('format_version')!r}; this graphlearn reads "
-                                  f"version {FORMAT_VERSION}")
+        config = read_manifest(config_path, format=FORMAT, versions=(FORMAT_VERSION,),
+                               what="SoftPromptGenerator",
+                               fix="write one with SoftPromptGenerator.save(path)")
         if model is None:
             model = config.get("base_model")
             if not model:

@@ -86,6 +86,7 @@ from graphlearn.errors import (
 )
 
 from .encoder import CachedTextEncoder, TextEncoder, encoder_from_spec
+from .manifest import read_manifest
 from .textgraph import TextGraph
 
 __all__ = ["GraphIndex", "IndexUpdate", "ego_graph_embeddings", "triple_texts"]
@@ -842,28 +843,11 @@ class GraphIndex:
         """
         faiss = _faiss()
         folder = Path(path)
-        if not folder.is_dir():
-            raise DataNotFoundError(f"no GraphIndex folder at {str(folder)!r}; build one with "
-                                    f"GraphIndex.build(...) and write it with .save(path)")
         manifest_path = folder / "manifest.json"
-        if not manifest_path.is_file():
-            raise DataNotFoundError(f"{str(folder)!r} has no manifest.json, so it is not a "
-                                    f"(complete) GraphIndex folder; write one with "
-                                    f"GraphIndex.save(path)")
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DataFormatError(f"{manifest_path} is not valid JSON ({exc}); the index is "
-                                  f"corrupt, save it again") from None
-        found = manifest.get("format") if isinstance(manifest, dict) else None
-        if found != FORMAT:
-            raise DataFormatError(f"{manifest_path} is not a GraphIndex manifest (format "
-                                  f"{found!r}, expected {FORMAT!r})")
-        version = manifest.get("format_version")
-        if version not in (1, FORMAT_VERSION):
-            raise DataFormatError(f"{manifest_path} has format_version {version!r}; this "
-                                  f"graphlearn reads versions 1 and {FORMAT_VERSION}: rebuild "
-                                  f"the index")
+        manifest = read_manifest(manifest_path, format=FORMAT, versions=(1, FORMAT_VERSION),
+                                 what="GraphIndex", fix="build one with GraphIndex.build(...) "
+                                                        "and write it with .save(path)")
+        version = manifest["format_version"]
         try:
             sums = manifest["sha256"]
             settings = (int(manifest["num_nodes"]), int(manifest["num_edges"]),

@@ -51,6 +51,7 @@ from graphlearn.errors import (
 from .encoder import HashingEncoder, SentenceTransformerEncoder, TextEncoder
 from .generate import Generator, RetrievalOnlyGenerator
 from .index import GraphIndex, IndexUpdate, _check_int
+from .manifest import read_manifest
 from .prune import SoftPruner, make_pruning_examples, train_pruner
 from .retrieve import Retrieval, _check_question, retrieve
 from .textgraph import TextGraph
@@ -351,24 +352,10 @@ class GRAG:
             DataFormatError: ``grag.json`` or the pruner weights are corrupt.
         """
         folder = Path(path)
+        config = read_manifest(folder / "grag.json", format=FORMAT, versions=(FORMAT_VERSION,),
+                               what="GRAG", fix="build one with GRAG.build(...).save(path) or "
+                                                "`graphlearn grag index`")
         config_path = folder / "grag.json"
-        if not config_path.is_file():
-            raise DataNotFoundError(f"no GRAG folder at {str(folder)!r} (grag.json missing); "
-                                    f"build one with GRAG.build(...).save(path) or "
-                                    f"`graphlearn grag index`")
-        try:
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DataFormatError(f"{config_path} is not valid JSON ({exc}); save the GRAG "
-                                  f"again") from None
-        if not isinstance(config, dict) or config.get("format") != FORMAT:
-            raise DataFormatError(f"{config_path} is not a GRAG config (format "
-                                  f"{config.get('format') if isinstance(config, dict) else None!r},"
-                                  f" expected {FORMAT!r})")
-        if config.get("format_version") != FORMAT_VERSION:
-            raise DataFormatError(f"{config_path} has format_version "
-                                  f"{config.get('format_version')!r}; this graphlearn reads "
-                                  f"version {FORMAT_VERSION}: build the GRAG again")
         index = GraphIndex.load(folder / "index", encoder, verify=verify)
         pruner = None
         if config.get("pruner"):
