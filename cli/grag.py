@@ -208,6 +208,8 @@ def grag_serve(
                                            help="Longest question accepted (413 above)."),
     max_k: int = typer.Option(50, "--max-k", help="Largest k a request may ask for."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+    workers: int | None = typer.Option(None, "--workers",
+                                       help="Retrievals computed at once (default: CPUs)."),
     generator: str = _G["generator"], base_url: str | None = _G["base_url"],
     llm_model: str | None = _G["llm_model"], api_key_env: str = _G["api_key_env"],
     hf_model: str | None = _G["hf_model"], soft_prompt: str | None = _G["soft_prompt"],
@@ -224,4 +226,4 @@ def grag_serve(
     grag.retrieve("warm-up question")
     typer.echo(f"serving {grag!r} on http://{host}:{port}", err=True)
     serve(grag, host, port, log_level=log_level, max_question_chars=max_question_chars,
-          max_k=max_k)
+          max_k=max_k, max_workers=workers)

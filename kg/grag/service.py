@@ -36,13 +36,15 @@ Example (a test client, no server)::
 # No ``from __future__ import annotations``: FastAPI reads the handlers' annotations at
 # runtime, and the request models are local to create_app.
 import json
+import os
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 from graphlearn.errors import EndpointError, GraphLearnError, InvalidArgumentError
 
-from .pipeline import GRAG, retrieval_to_dict
+from .pipeline import GRAG, Answer, retrieval_to_dict
 
 __all__ = ["create_app", "serve"]
 
@@ -53,7 +55,8 @@ def _sse(data: Any, event: str | None = None) -> str:
 
 
 def create_app(grag: GRAG, *, max_question_chars: int = 2000, max_k: int = 50,
-               max_new_tokens: int = 1024, max_body_bytes: int = 64_000):
+               max_new_tokens: int = 1024, max_body_bytes: int = 64_000,
+               max_workers: int | None = None):
     """The FastAPI application serving ``grag``.
 
     Args:
@@ -64,6 +67,9 @@ def create_app(grag: GRAG, *, max_question_chars: int = 2000, max_k: int = 50,
             (default: 1024)
         max_body_bytes (int): Largest request body (413 above, before it is parsed).
             (default: 64000)
+        max_workers (int, optional): Retrievals computed at once; more requests wait their
+            turn. Retrieval is CPU work, so more threads than cores only thrash; generation
+            (often waiting on an LLM server) is not limited. (default: the number of CPUs)
     """
     try:
         from fastapi import FastAPI, Request
@@ -77,12 +83,20 @@ def create_app(grag: GRAG, *, max_question_chars: int = 2000, max_k: int = 50,
 
     if not isinstance(grag, GRAG):
         raise InvalidArgumentError(f"create_app serves a GRAG, got {type(grag).__name__}")
+    if max_workers is None:
+        max_workers = os.cpu_count() or 1
     for name, value in (("max_question_chars", max_question_chars), ("max_k", max_k),
-                        ("max_new_tokens", max_new_tokens), ("max_body_bytes", max_body_bytes)):
+                        ("max_new_tokens", max_new_tokens), ("max_body_bytes", max_body_bytes),
+                        ("max_workers", max_workers)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidArgumentError(f"{name} must be a positive int, got {value!r}")
 
     token_limit = max_new_tokens
+    workers = threading.BoundedSemaphore(max_workers)
+
+    def retrieve(question: str, req) -> Any:
+        with workers:
+            return grag.retrieve(question, req.k, prune=req.prune)
 
     class RetrieveRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -153,8 +167,9 @@ def create_app(grag: GRAG, *, max_question_chars: int = 2000, max_k: int = 50,
     @app.post("/retrieve")
     def post_retrieve(req: RetrieveRequest) -> dict[str, Any]:
         start = time.perf_counter()
-        r = grag.retrieve(check(req), req.k, prune=req.prune)
-        out = retrieval_to_dict(r, description=req.description)
+        r = retrieve(check(req), req)
+        with workers:
+            out = retrieval_to_dict(r, description=req.description)
         out["latency_ms"] = round(1000 * (time.perf_counter() - start), 3)
         return out
 
@@ -162,13 +177,13 @@ def create_app(grag: GRAG, *, max_question_chars: int = 2000, max_k: int = 50,
     def post_answer(req: AnswerRequest):
         start = time.perf_counter()
         question = check(req)
+        r = retrieve(question, req)
         if not req.stream:
-            a = grag.answer(question, req.k, prune=req.prune, max_new_tokens=req.max_new_tokens)
-            out = a.to_dict(description=req.description)
+            text = grag.generator.generate(question, r, max_new_tokens=req.max_new_tokens)
+            out = Answer(question, text, r).to_dict(description=req.description)
             out["latency_ms"] = round(1000 * (time.perf_counter() - start), 3)
             return out
-        r, pieces = grag.stream(question, req.k, prune=req.prune,
-                                max_new_tokens=req.max_new_tokens)
+        pieces = iter(grag.generator.stream(question, r, max_new_tokens=req.max_new_tokens))
 
         def events() -> Iterator[str]:
             yield _sse(retrieval_to_dict(r, description=req.description), "retrieval")
@@ -190,7 +205,7 @@ def create_app(grag: GRAG, *, max_question_chars: int = 2000, max_k: int = 50,
 
 
 def serve(grag: GRAG, host: str = "127.0.0.1", port: int = 8000, *,
-          log_level: str = "info", **app_options: Any) -> None:
+          log_level: str = "info", keep_alive: int = 75, **app_options: Any) -> None:
     """Run the service with uvicorn until interrupted (one process; requests share
     ``grag`` through FastAPI's thread pool)."""
     try:
@@ -198,4 +213,7 @@ def serve(grag: GRAG, host: str = "127.0.0.1", port: int = 8000, *,
     except ImportError as exc:
         raise ImportError("`graphlearn grag serve` needs uvicorn: `pip install "
                           "graphlearn[grag]`") from exc
-    uvicorn.run(create_app(grag, **app_options), host=host, port=port, log_level=log_level)
+    # keep idle connections longer than uvicorn's 5 s default: a client that reuses a pooled
+    # connection the server has just closed sees a read error under bursts of slow requests
+    uvicorn.run(create_app(grag, **app_options), host=host, port=port, log_level=log_level,
+                timeout_keep_alive=keep_alive)
