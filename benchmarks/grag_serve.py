@@ -168,8 +168,8 @@ def main() -> None:
               f"{'p99 ms':>10}{'req/s':>9}{'p50/anchor':>12}")
         for path, stream, extra in cases:
             # every request a distinct text (no encoder-cache hits): the worst case
-            bodies = [{"question": f"{questions[i % len(questions)]} (request {i}, {path})",
-                       **extra} for i in range(args.requests)]
+            bodies = [{"question": f"{questions[i % len(questions)]} (request {i}, {path}, "
+                                   f"stream={stream})", **extra} for i in range(args.requests)]
             lat, errors, wall = asyncio.run(burst(url, path, bodies, args.concurrency, stream))
             stats = percentiles(lat)
             name = path + (" (stream)" if stream else "")
