@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import torch
 from torch import Tensor
@@ -88,10 +89,11 @@ class Retrieval:
     def num_edges(self) -> int:
         return self.graph.num_edges
 
-    @property
+    @cached_property
     def description(self) -> str:
         """GRAG's hierarchical description (:func:`~graphlearn.kg.grag.describe`) grown from
-        :attr:`roots`, the most similar nodes first."""
+        :attr:`roots`, the most similar nodes first; computed on first access and kept (the
+        prompt, the service's JSON and a retrieval-only answer all read it)."""
         return describe(self.graph, roots=self.roots)
 
     def triples(self) -> list[tuple[str, str, str]]:
