@@ -24,7 +24,6 @@ grag_app = typer.Typer(
 
 RDF_SUFFIXES = {".ttl", ".nt", ".n3", ".rdf", ".owl", ".xml", ".jsonld", ".trig", ".nq",
                 ".trix", ".hext"}
-TSV_SUFFIXES = {".tsv", ".txt", ".tab"}
 
 
 def _read_source(source: str, options: list[str]):
@@ -42,7 +41,7 @@ def _read_source(source: str, options: list[str]):
             raise InvalidArgumentError("--option applies to a dataset name, not to a file")
         if suffixes and suffixes[-1] in RDF_SUFFIXES:
             return TextGraph.from_rdf(path), None
-        if suffixes and suffixes[-1] in TSV_SUFFIXES or path.is_file():
+        if path.is_file():  # anything else is read as head<TAB>relation<TAB>tail lines
             return TextGraph.from_tsv(path), None
         raise InvalidArgumentError(f"{source!r} is a folder; pass a triples TSV or an RDF file")
     from graphlearn import datasets

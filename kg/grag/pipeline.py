@@ -352,10 +352,10 @@ class GRAG:
             DataFormatError: ``grag.json`` or the pruner weights are corrupt.
         """
         folder = Path(path)
-        config = read_manifest(folder / "grag.json", format=FORMAT, versions=(FORMAT_VERSION,),
+        config_path = folder / "grag.json"
+        config = read_manifest(config_path, format=FORMAT, versions=(FORMAT_VERSION,),
                                what="GRAG", fix="build one with GRAG.build(...).save(path) or "
                                                 "`graphlearn grag index`")
-        config_path = folder / "grag.json"
         index = GraphIndex.load(folder / "index", encoder, verify=verify)
         pruner = None
         if config.get("pruner"):
