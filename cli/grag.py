@@ -51,6 +51,10 @@ def _read_source(source: str, options: list[str]):
         raise DataNotFoundError(f"{source!r} is neither a file nor a registered dataset; pass "
                                 f"a head<TAB>relation<TAB>tail file, an RDF file, or one of "
                                 f"the text-graph datasets (`graphlearn datasets list`)")
+    for o in options:
+        if "=" not in o:
+            raise InvalidArgumentError(f"--option expects key=value (e.g. variant=PQL-2H), "
+                                       f"got {o!r}")
     kwargs = dict(parse_assignment(o) for o in options)
     data = datasets.load(source, **kwargs)
     graph = getattr(data, "graph", None)

@@ -54,6 +54,8 @@ def test_errors_are_one_line_and_exit_2(folder, tmp_path):
     bad.write_text("a\tb\n")
     res = run("grag", "index", str(bad), "--out", str(tmp_path / "x"), "--encoder", "hashing")
     assert res.returncode == 2 and "bad.tsv:1" in res.stderr
+    res = run("grag", "index", "pathquestion", "--option", "variant", "--out", str(tmp_path / "x"))
+    assert res.returncode == 2 and "--option expects key=value" in res.stderr
     res = run("grag", "query", str(folder), "q", "--answer", "--generator", "openai")
     assert res.returncode == 2 and "--base-url" in res.stderr
 
