@@ -81,19 +81,20 @@ def make_step(conv, x, edge_index, grad):
 
 
 def check_agreement(ours, pyg, x, edge_index) -> float:
-    """Max abs difference of outputs and parameter gradients; raises if they disagree."""
+    """Largest ``max|a - b| / max(1, max|b|)`` over the output and each parameter gradient;
+    raises if they disagree."""
     grad = torch.randn(x.size(0), HEADS * OUT_CHANNELS, device=x.device, generator=None)
     outs, grads = [], []
     for conv in (ours, pyg):
         out = make_step(conv, x, edge_index, grad)()
         outs.append(out.detach())
         grads.append({n: p.grad.detach().clone() for n, p in conv.named_parameters()})
-    diff = (outs[0] - outs[1]).abs().max().item()
-    for name in grads[1]:
-        diff = max(diff, (grads[0][name] - grads[1][name]).abs().max().item())
-    scale = max(1.0, outs[1].abs().max().item())
-    if diff > 1e-4 * scale:
-        raise SystemExit(f"graphlearn and PyG disagree: max abs diff {diff:.3g}")
+    pairs = [(outs[0], outs[1])] + [(grads[0][n], grads[1][n]) for n in grads[1]]
+    # each tensor against its own scale: parameter gradients sum over every edge, so on large
+    # graphs their absolute rounding differences grow with the graph
+    diff = max((a - b).abs().max().item() / max(1.0, b.abs().max().item()) for a, b in pairs)
+    if diff > 1e-4:
+        raise SystemExit(f"graphlearn and PyG disagree: max scaled diff {diff:.3g}")
     return diff
 
 

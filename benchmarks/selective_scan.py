@@ -66,10 +66,18 @@ def sync(device: torch.device) -> None:
 
 
 def timed(fn, inputs: dict, grad: torch.Tensor, backward: bool, repeats: int, warmup: int,
-          device: torch.device) -> float:
+          device: torch.device, budget_s: float = 20.0) -> float:
+    """Median milliseconds of ``repeats`` runs after ``warmup``; a slow runner (the
+    autograd loop on long sequences takes seconds per run) stops early once it has spent
+    ``budget_s`` and has at least one timed run."""
     leaves = {k: v.detach().requires_grad_(backward) for k, v in inputs.items()}
     times = []
+    started = time.perf_counter()
     for i in range(warmup + repeats):
+        if times and time.perf_counter() - started > budget_s:
+            break
+        if i < warmup and i > 0 and time.perf_counter() - started > budget_s / 4:
+            continue  # one warm-up is enough for a runner this slow
         for v in leaves.values():
             v.grad = None
         sync(device)
@@ -166,6 +174,23 @@ def check(fn, inputs: dict, grad: torch.Tensor, dtype: torch.dtype) -> float:
     return worst
 
 
+def profile(fn, inputs: dict, grad: torch.Tensor, case: str, path: str) -> None:
+    """Kernel-by-kernel device time of one Triton forward+backward (after a warm-up run)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    leaves = {k: v.detach().requires_grad_(True) for k, v in inputs.items()}
+    with kernel_mode("triton"):
+        (fn(**leaves) * grad).sum().backward()
+        torch.cuda.synchronize()
+        with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            (fn(**leaves) * grad).sum().backward()
+            torch.cuda.synchronize()
+    table = prof.key_averages().table(sort_by="self_device_time_total", row_limit=15)
+    with open(path, "a") as f:
+        f.write(f"== {case}\n{table}\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -183,6 +208,9 @@ def main() -> None:
     parser.add_argument("--min-nodes", type=int, default=None)
     parser.add_argument("--max-nodes", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--profile", metavar="FILE", default=None,
+                        help="append a torch.profiler table of one Triton forward+backward "
+                             "per case (CUDA) to FILE")
     args = parser.parse_args()
     device = torch.device(args.device)
     cuda = device.type == "cuda"
@@ -208,6 +236,8 @@ def main() -> None:
         max_rel_diff = None
         if cuda:
             max_rel_diff = check(ours, inputs, grad, dtype)
+        if cuda and args.profile:
+            profile(ours, inputs, grad, case, args.profile)
         for backward in (False, True):
             t = {}
             for name, runner in runners.items():

@@ -359,20 +359,28 @@ def test_triton_matches_reference_small_blocks_sliced(name, triton_mode, small_b
     assert triton_mode == {"forward": 1, "backward": 1}
 
 
-def test_triton_slices_cover_everything(small_blocks):
+@pytest.mark.parametrize("ptr", [torch.tensor([0, 3, 3, 4, 9]), torch.tensor([0, 9]), None],
+                         ids=["packed", "one-long", "batch"])
+@pytest.mark.parametrize("budget", [16, 64, 300])
+def test_triton_slices_cover_everything(small_blocks, ptr, budget, monkeypatch):
     """The launch plan covers every (sequence, channel block) exactly once, within budget."""
-    inputs = make_inputs(b=1, d=6, n=4, length=9, c_layout="bgnl", groups=2)
-    ptr = torch.tensor([0, 3, 3, 4, 9])
+    monkeypatch.setattr(ts, "BUFFER_BUDGET", budget)
+    b = 1 if ptr is not None else 5
+    inputs = make_inputs(b=b, d=6, n=4, length=9, c_layout="bgnl", groups=2)
     plan = ts._Plan(inputs["u"], inputs["A"], inputs["B"], inputs["C"], ptr)
+    offsets = ptr if ptr is not None else torch.arange(b + 1) * 9
     slices = ts._slices(plan, ptr)
-    assert len(slices) > 1
-    covered = torch.zeros(plan.num_seqs, plan.nblk, dtype=torch.long)
     tile = plan.block_d * plan.block_n
+    fits = int(offsets[-1]) * plan.nblk * tile <= budget
+    assert (len(slices) == 1) == fits
+    covered = torch.zeros(plan.num_seqs, plan.nblk, dtype=torch.long)
     for s0, s1, k0, k1, pos0, positions in slices:
         covered[s0:s1, k0:k1] += 1
-        assert pos0 == int(ptr[s0]) and positions == int(ptr[s1] - ptr[s0])
+        assert pos0 == int(offsets[s0]) and positions == int(offsets[s1] - offsets[s0])
         assert positions * (k1 - k0) * tile <= ts.BUFFER_BUDGET or (s1 - s0, k1 - k0) == (1, 1)
     assert (covered == 1).all()
+    if ptr is None and budget == 300:  # whole sequences fit: channel blocks are not split
+        assert len(slices) > 1 and all(sl[2:4] == (0, plan.nblk) for sl in slices)
 
 
 def test_triton_packed_equals_each_sequence_alone(triton_mode):
