@@ -103,6 +103,19 @@ class KGModel(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} scores whole entity sets only; train it "
                                   f"with task.objective=1-n")
 
+    def score_answers(self, anchors: Tensor, relations: Tensor, answers: Tensor,
+                      side: str) -> Tensor:
+        """Scores ``(B,)`` of ``answers`` as answers of the queries ``(anchor, r, ?)``
+        (``side="tail"``) or ``(?, r, anchor)`` (``side="head"``).
+
+        Negative sampling scores through this, so a model that answers head queries its own
+        way (reciprocal relations: ``(t, r + R, ?)``) is trained the way it is ranked. The
+        default is :meth:`score_triples` with the triple put back in order.
+        """
+        if side == "tail":
+            return self.score_triples(anchors, relations, answers)
+        return self.score_triples(answers, relations, anchors)
+
     def regularization(self, heads: Tensor, relations: Tensor, tails: Tensor) -> Tensor:
         """A penalty added to the loss for a training batch (default: none)."""
         return torch.zeros((), device=heads.device)

@@ -6,10 +6,12 @@ Training objectives (``task.objective`` in a config):
   ``(?, r, t)``; the model scores all entities and the loss is cross-entropy against the true
   answer (``task.loss: ce``, Lacroix et al., 2018; the loss of RED-GNN and NBFNet) or binary
   cross-entropy against every known answer with label smoothing (``task.loss: bce``, ConvE).
-- ``"negative-sampling"``: each triple against ``task.num_negatives`` corruptions of its head
-  or tail (half each), drawn uniformly; ``task.loss`` is ``nssa`` (self-adversarial
-  negative sampling of RotatE, temperature ``task.adversarial_temperature``), ``softplus``
-  or ``margin`` (``task.margin``).
+- ``"negative-sampling"``: each training triple is a query on each of ``task.sides``, scored
+  against ``ceil(task.num_negatives / len(sides))`` uniform corruptions of that side (half
+  each by default); ``task.loss`` is ``nssa`` (self-adversarial negative sampling of RotatE,
+  temperature ``task.adversarial_temperature``), ``softplus`` or ``margin``
+  (``task.margin``). Reciprocal models score head corruptions through the inverse relation,
+  as they rank head queries.
 
 Reasoners (``uses_graph``) get the stage's fact graph; when the training queries are facts
 themselves (datasets without a separate ``facts`` split), each batch's query edges and their
@@ -264,16 +266,30 @@ class LinkPredictionTask(L.LightningModule):
         return total
 
     def _negative_sampling_loss(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
+        """Each side's loss over ``ceil(num_negatives / len(sides))`` corruptions of that
+        side, averaged over ``task.sides``.
+
+        Positives and negatives are scored as the queries they stand for
+        (:meth:`~graphlearn.kg.model.KGModel.score_answers`): a reciprocal model's head
+        corruptions go through the inverse relation, as its head queries do at ranking time.
+        """
         opts = self.options
-        k = int(opts["num_negatives"])
+        sides = opts["sides"]
+        k = -(-int(opts["num_negatives"]) // len(sides))
         B, E = h.numel(), self.hparams.num_entities
-        pos = self.model.score_triples(h, r, t)
-        corrupt = torch.randint(0, E, (B, k), device=h.device)
-        head_side = torch.rand(B, k, device=h.device) < 0.5
-        nh = torch.where(head_side, corrupt, h.unsqueeze(1))
-        nt = torch.where(head_side, t.unsqueeze(1), corrupt)
-        neg = self.model.score_triples(nh.reshape(-1), r.repeat_interleave(k),
-                                       nt.reshape(-1)).view(B, k)
+        losses = []
+        for side in sides:
+            anchor, true = (h, t) if side == "tail" else (t, h)
+            pos = self.model.score_answers(anchor, r, true, side)
+            corrupt = torch.randint(0, E, (B * k,), device=h.device)
+            neg = self.model.score_answers(anchor.repeat_interleave(k), r.repeat_interleave(k),
+                                           corrupt, side).view(B, k)
+            losses.append(self._pair_loss(pos, neg))
+        return torch.stack(losses).mean()
+
+    def _pair_loss(self, pos: Tensor, neg: Tensor) -> Tensor:
+        """``task.loss`` of positives ``(B,)`` against their negatives ``(B, k)``."""
+        opts = self.options
         if opts["loss"] == "nssa":
             weights = torch.softmax(neg.detach() * float(opts["adversarial_temperature"]), dim=1)
             return (-F.logsigmoid(pos) - (weights * F.logsigmoid(-neg)).sum(1)).mean() / 2

@@ -113,6 +113,11 @@ class _EmbeddingModel(KGModel):
     def score_triples(self, heads: Tensor, relations: Tensor, tails: Tensor) -> Tensor:
         return self._score(self.entity(heads), self.relation(relations), self.entity(tails))
 
+    def score_answers(self, anchors: Tensor, relations: Tensor, answers: Tensor,
+                      side: str) -> Tensor:
+        relations, side = self._query(relations, side)
+        return super().score_answers(anchors, relations, answers, side)
+
     def regularization(self, heads: Tensor, relations: Tensor, tails: Tensor) -> Tensor:
         r"""``regularizer_weight`` times the batch mean of the penalty of :math:`(h, r, t)`.
 

@@ -98,3 +98,42 @@ def test_kg_models_are_listed_by_the_model_registry():
 
     assert "distmult" in MODELS
     assert TaskKind.LINK_PREDICTION in MODELS.get("distmult").tasks
+
+
+@pytest.mark.parametrize("name", ["complex", "rotate", "distmult"])
+def test_score_answers_matches_score_all(name):
+    """A query's answers score as the query's row of ``score_all`` on both sides, reciprocal
+    or not: negative sampling trains what ranking evaluates."""
+    from graphlearn.kg.task import build_kg_model
+
+    torch.manual_seed(0)
+    for reciprocal in (False, True):
+        model = build_kg_model(name, 7, 3, dim=4, reciprocal=reciprocal)
+        anchors, rels = torch.tensor([0, 5, 2]), torch.tensor([2, 0, 1])
+        answers = torch.tensor([6, 1, 2])
+        for side in ("head", "tail"):
+            rows = model.score_all(anchors, rels, side)
+            expected = rows.gather(1, answers[:, None]).squeeze(1)
+            got = model.score_answers(anchors, rels, answers, side)
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_negative_sampling_trains_inverse_relations_of_reciprocal_models():
+    """Head corruptions of a reciprocal model go through ``r + R``: those rows get gradient
+    (before, only the base relations did, and head queries were ranked with untrained rows)."""
+    from graphlearn.kg.task import LinkPredictionTask
+
+    task = LinkPredictionTask("complex", {"dim": 4, "reciprocal": True}, num_entities=6,
+                              num_relations=2, task_options={"objective": "negative-sampling",
+                                                             "num_negatives": 4})
+    batch = torch.tensor([[0, 0, 1], [2, 1, 3]])
+    loss = task._negative_sampling_loss(*batch.unbind(1))
+    loss.backward()
+    grad = task.model.relation.weight.grad
+    assert grad[[0, 1]].abs().sum() > 0 and grad[[2, 3]].abs().sum() > 0
+    only_tail = LinkPredictionTask("complex", {"dim": 4, "reciprocal": True}, num_entities=6,
+                                   num_relations=2,
+                                   task_options={"objective": "negative-sampling",
+                                                 "sides": ["tail"]})
+    only_tail._negative_sampling_loss(*batch.unbind(1)).backward()
+    assert only_tail.model.relation.weight.grad[[2, 3]].abs().sum() == 0
