@@ -94,18 +94,23 @@ class LinkPredictionDataset:
     def stage(self, stage: str) -> Stage:
         """The queries, fact graph and filter of ``stage`` (``"train"``, ``"val"``, ``"test"``).
 
-        Facts are the ``facts`` split when present, else ``train``. The validation filter is
-        every split but ``test``; the test filter is every split (PyKEEN's and RED-GNN's
-        convention).
+        The fact graph a reasoner walks is every known triple of the stage: for training the
+        ``facts`` split when present (the ``train`` triples are the queries), else ``train``;
+        for validation and test ``facts`` plus ``train``, as RED-GNN's ``load_test_graph``
+        does (a test answer may be reachable only through a training triple). An inductive
+        test graph's facts are its ``train`` split. The validation filter is every split but
+        ``test``; the test filter is every split (PyKEEN's and RED-GNN's convention).
         """
         if stage not in ("train", "val", "test"):
             raise InvalidArgumentError(f"stage must be 'train', 'val' or 'test', got {stage!r}")
         g = self.test_graph if stage == "test" and self.test_graph is not None else self.graph
         split = {"train": "train", "val": "valid", "test": "test"}[stage]
-        if g is self.test_graph:
+        if g is self.test_graph or "facts" not in g.splits:
             facts = g.triples("train")
+        elif stage == "train":
+            facts = g.triples("facts")
         else:
-            facts = g.triples("facts" if "facts" in g.splits else "train")
+            facts = g.triples("facts", "train")
         if split not in g.splits:
             raise EmptyGraphError(f"knowledge graph {g.name!r} has no {split!r} split for the "
                                   f"{stage} stage")

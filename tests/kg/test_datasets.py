@@ -70,6 +70,10 @@ def test_family_has_facts_split(data_root):
                               if x.strip()][:3]
     st = ds.stage("train")
     assert torch.equal(st.facts, g.splits["facts"]) and torch.equal(st.queries, g.splits["train"])
+    # inference reasons over every known triple, as RED-GNN's test graph (facts + train)
+    known = torch.cat([g.splits["facts"], g.splits["train"]])
+    for name in ("val", "test"):
+        assert torch.equal(ds.stage(name).facts, known)
     assert ds.stage("test").filter.size(0) == sum(v.size(0) for v in g.splits.values())
 
 
