@@ -14,9 +14,9 @@ Training objectives (``task.objective`` in a config):
   as they rank head queries.
 
 Reasoners (``uses_graph``) get the stage's fact graph; when the training queries are facts
-themselves (datasets without a separate ``facts`` split), each batch's query edges and their
-inverses are removed from the graph it reasons over, so a query is never answered by its
-own edge.
+themselves (datasets without a separate ``facts`` split, or ``task.train_queries: all``; see
+:func:`train_stage`), each batch's query edges and their inverses are removed from the graph
+it reasons over, so a query is never answered by its own edge.
 
 Validation and test rank every entity of the stage's graph, filtered as
 :meth:`~graphlearn.kg.dataset.LinkPredictionDataset.stage` says, and log MRR, MR and
@@ -53,6 +53,7 @@ TASK_OPTIONS: dict[str, Any] = {
     "margin": 1.0,
     "label_smoothing": 0.0,
     "sides": ["head", "tail"],
+    "train_queries": "split",
 }
 _LOSSES = {"1-n": ("ce", "bce"), "negative-sampling": ("nssa", "softplus", "margin")}
 
@@ -77,11 +78,33 @@ def check_task_options(options: dict[str, Any]) -> dict[str, Any]:
     if not sides or any(s not in ("head", "tail") for s in sides):
         raise ConfigError(f"task.sides must be a non-empty subset of [head, tail], got {sides!r}")
     out["sides"] = list(sides)
+    if out["train_queries"] not in ("split", "all"):
+        raise ConfigError(f"task.train_queries must be 'split' or 'all', got "
+                          f"{out['train_queries']!r}")
     if int(out["num_negatives"]) < 1:
         raise ConfigError("task.num_negatives must be >= 1")
     if not 0 <= float(out["label_smoothing"]) < 1:
         raise ConfigError("task.label_smoothing must be in [0, 1)")
     return out
+
+
+def train_stage(dataset: LinkPredictionDataset, options: dict[str, Any]) -> Stage:
+    """The training stage under ``task.train_queries``.
+
+    ``"split"``: the dataset's ``train`` triples are the queries and its ``facts`` split (or
+    ``train`` itself) the graph. ``"all"``: every known triple (``facts`` + ``train``, the
+    graph validation and test reason over) is both query and graph, and each batch's own
+    edges are removed from the graph it reasons over. For a ``facts``/``train`` dataset this
+    is RED-GNN's training: its ``shuffle_train`` re-splits facts + train every epoch so that
+    every known triple serves as a query; removing the batch's edges does that with the
+    graph kept as dense as at test time. The two are the same for datasets without
+    ``facts``.
+    """
+    st = dataset.stage("train")
+    if options["train_queries"] == "split":
+        return st
+    known = dataset.stage("val").facts
+    return Stage(graph=st.graph, queries=known, facts=known, filter=st.filter)
 
 
 def build_kg_model(name: str, num_entities: int, num_relations: int,
@@ -182,9 +205,11 @@ class LinkPredictionTask(L.LightningModule):
         from torch.utils.data import DataLoader
 
         gen = torch.Generator().manual_seed(int(cfg.seed))
+        options = check_task_options(dict(cfg.task or {}))
         loaders = {}
         for stage in ("train", "val", "test"):
-            queries = dataset.stage(stage).queries
+            st = train_stage(dataset, options) if stage == "train" else dataset.stage(stage)
+            queries = st.queries
             if queries.numel() == 0:
                 from graphlearn.errors import EmptyGraphError
 
@@ -200,7 +225,8 @@ class LinkPredictionTask(L.LightningModule):
             raise ConfigError(f"dataset {dataset.info.name!r} has {dataset.num_relations} relations "
                               f"but the model was built for {self.hparams.num_relations}")
         self._dataset = dataset
-        self._stages = {s: dataset.stage(s) for s in ("train", "val", "test")}
+        self._stages = {s: dataset.stage(s) for s in ("val", "test")}
+        self._stages["train"] = train_stage(dataset, self.options)
         self._cache = {}
 
     # ------------------------------------------------------------------ data on device

@@ -137,3 +137,27 @@ def test_negative_sampling_trains_inverse_relations_of_reciprocal_models():
                                                  "sides": ["tail"]})
     only_tail._negative_sampling_loss(*batch.unbind(1)).backward()
     assert only_tail.model.relation.weight.grad[[2, 3]].abs().sum() == 0
+
+
+def test_train_queries_all_uses_every_known_triple(data_root):
+    """``task.train_queries: all`` on a facts/train dataset: every known triple is a training
+    query, the training graph is the validation graph, and a batch never sees its own edges."""
+    from graphlearn.kg.task import LinkPredictionTask, check_task_options, train_stage
+
+    from graphlearn import datasets
+
+    info = datasets.info("family")
+    root = data_root(*(f"{info.raw_dir}/{f}" for f in info.raw_files))
+    ds = datasets.load("family", root=root, download=False)
+    split = train_stage(ds, check_task_options({}))
+    assert torch.equal(split.queries, ds.graph.splits["train"])
+    every = train_stage(ds, check_task_options({"train_queries": "all"}))
+    known = ds.stage("val").facts
+    assert torch.equal(every.queries, known) and every.facts is every.queries
+    assert known.size(0) == ds.graph.splits["facts"].size(0) + ds.graph.splits["train"].size(0)
+    task = LinkPredictionTask("red-gnn", {"hidden_dim": 4, "attn_dim": 2, "num_layers": 1},
+                              num_entities=ds.num_entities, num_relations=ds.num_relations,
+                              task_options={"train_queries": "all"}, dataset=ds)
+    assert task._queries_are_facts()
+    with pytest.raises(ConfigError, match="train_queries"):
+        check_task_options({"train_queries": "facts"})
