@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from graphlearn.errors import ConfigError
+
 __all__ = ["KGModel", "MessageGraph", "message_graph"]
 
 
@@ -114,7 +116,9 @@ class KGModel(nn.Module):
         """
         if side == "tail":
             return self.score_triples(anchors, relations, answers)
-        return self.score_triples(answers, relations, anchors)
+        if side == "head":
+            return self.score_triples(answers, relations, anchors)
+        raise ConfigError(f"side must be 'head' or 'tail', got {side!r}")
 
     def regularization(self, heads: Tensor, relations: Tensor, tails: Tensor) -> Tensor:
         """A penalty added to the loss for a training batch (default: none)."""

@@ -116,6 +116,8 @@ def test_score_answers_matches_score_all(name):
             expected = rows.gather(1, answers[:, None]).squeeze(1)
             got = model.score_answers(anchors, rels, answers, side)
             torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+        with pytest.raises(ConfigError, match="side must be 'head' or 'tail'"):
+            model.score_answers(anchors, rels, answers, "left")
 
 
 def test_negative_sampling_trains_inverse_relations_of_reciprocal_models():
