@@ -110,8 +110,19 @@ class _EmbeddingModel(KGModel):
         relations, side = self._query(relations, side)
         return self._score_all(self.entity(anchors), self.relation(relations), side)
 
+    def _entity_rows(self, *indices: Tensor) -> tuple[Tensor, ...]:
+        """Rows of the entity table for each index tensor, gathered in one lookup.
+
+        The backward of an embedding lookup fills a dense gradient the size of the whole
+        table; one lookup per training step instead of one per index tensor keeps that to a
+        single fill (on FB15k-237 with dim 200 the fills were over half of a step).
+        """
+        rows = self.entity(torch.cat(indices))
+        return rows.split([i.numel() for i in indices])
+
     def score_triples(self, heads: Tensor, relations: Tensor, tails: Tensor) -> Tensor:
-        return self._score(self.entity(heads), self.relation(relations), self.entity(tails))
+        h, t = self._entity_rows(heads, tails)
+        return self._score(h, self.relation(relations), t)
 
     def score_answers(self, anchors: Tensor, relations: Tensor, answers: Tensor,
                       side: str) -> Tensor:
@@ -130,7 +141,8 @@ class _EmbeddingModel(KGModel):
         if self.regularizer == "none" or self.regularizer_weight == 0.0:
             return torch.zeros((), device=heads.device)
         power = 2 if self.regularizer == "l2" else 3
-        ent = self._penalty(self.entity(heads), power) + self._penalty(self.entity(tails), power)
+        h, t = self._entity_rows(heads, tails)
+        ent = self._penalty(h, power) + self._penalty(t, power)
         rel = self._penalty(self._relation_vector(relations), power)
         if self.reciprocal:
             inverse = self._relation_vector(relations + self.num_relations)
@@ -389,10 +401,17 @@ class RotatE(_EmbeddingModel):
         return self.gamma - torch.cat(out)
 
     def score_triples(self, heads: Tensor, relations: Tensor, tails: Tensor) -> Tensor:
-        h_re, h_im = self.entity(heads).chunk(2, dim=-1)
-        t_re, t_im = self.entity(tails).chunk(2, dim=-1)
-        theta = self.phases(relations)
-        c, s = torch.cos(theta), torch.sin(theta)
+        h, t = self._entity_rows(heads, tails)
+        h_re, h_im = h.chunk(2, dim=-1)
+        t_re, t_im = t.chunk(2, dim=-1)
+        if relations.numel() > self.relation.num_embeddings:
+            # a training batch repeats each relation many times: rotate the table once
+            # (cos/sin of num_relations rows) and gather, rather than per triple
+            theta = self.relation.weight * (math.pi / self.embedding_range)
+            c, s = torch.cos(theta)[relations], torch.sin(theta)[relations]
+        else:
+            theta = self.phases(relations)
+            c, s = torch.cos(theta), torch.sin(theta)
         d_re = h_re * c - h_im * s - t_re
         d_im = h_re * s + h_im * c - t_im
         mod2 = d_re * d_re + d_im * d_im

@@ -63,3 +63,25 @@ def test_unknown_optimizer_and_config_validation():
     assert cfg.optim.param_groups == {"w*": {"lr": 0.1}}
     with pytest.raises(ConfigError, match="param_groups"):
         resolve_config(None, {"optim.param_groups": {"w*": {"momentum": 0.9}}})
+
+
+def test_adam_uses_the_fused_step_on_cpu_and_matches_the_default():
+    torch.manual_seed(0)
+    model = OmegaGCN(5, 3, hidden_channels=4, num_layers=2, dropout=0.0)
+    reference = OmegaGCN(5, 3, hidden_channels=4, num_layers=2, dropout=0.0)
+    reference.load_state_dict(model.state_dict())
+    opt = build_optimizer(model, "adam", 0.01, 5e-4)
+    assert all(g["fused"] for g in opt.param_groups)
+    ref_opt = torch.optim.Adam(
+        [{"params": [p for n, p in reference.named_parameters() if not n.endswith("omega")]},
+         {"params": reference.omegas, "weight_decay": 0.0}], lr=0.01, weight_decay=5e-4)
+    x = torch.randn(6, 5)
+    edge_index = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 4]])
+    for _ in range(3):
+        for m, o in ((model, opt), (reference, ref_opt)):
+            o.zero_grad()
+            m(x, edge_index).square().sum().backward()
+            o.step()
+    for a, b in zip(model.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert not build_optimizer(model, "sgd", 0.01, 0.0).defaults.get("fused")
