@@ -44,7 +44,8 @@ def _omega_summary(module: torch.nn.Module) -> dict[str, float] | None:
     omega = getattr(module, "omega", None)
     if not isinstance(omega, Tensor):
         return None
-    w = omega.detach().float().view(-1)
+    # the omega the layer applies (OmegaGCN/OmegaGAT with diffusion_time store it scaled)
+    w = omega.detach().float().view(-1) * float(getattr(module, "omega_scale", 1.0))
     return {"omega_mean": float(w.mean()), "omega_min": float(w.min()), "omega_max": float(w.max())}
 
 

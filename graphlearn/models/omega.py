@@ -64,6 +64,11 @@ class OmegaLayer(torch.nn.Module):
         """The omega parameter of the propagation (shared for ``omega="global"``)."""
         return self.conv.omega
 
+    @property
+    def omega_scale(self) -> float:
+        """The factor between the stored omega and the one applied (1 unless ``diffusion_time``)."""
+        return self.conv.omega_scale
+
     def reset_parameters(self) -> None:
         self.conv.reset_parameters()
         if self.lin is not None:
@@ -86,7 +91,8 @@ class _OmegaNetwork(torch.nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, hidden_channels: int,
                  num_layers: int, dropout: float, omega: str, readout: str | None,
-                 channel_mixing: bool = True, conv_options: dict | None = None) -> None:
+                 channel_mixing: bool = True, conv_options: dict | None = None,
+                 diffusion_time: float | None = None) -> None:
         super().__init__()
         name = type(self).__name__
         check_positive_int(num_layers, "num_layers", caller=name)
@@ -98,6 +104,13 @@ class _OmegaNetwork(torch.nn.Module):
                 f"omega of {name} must be one of {', '.join(map(repr, OMEGA_GRANULARITIES))}, "
                 f"got {omega!r}"
             )
+        if diffusion_time is not None and (
+                isinstance(diffusion_time, bool) or not isinstance(diffusion_time, (int, float))
+                or not 0.0 < float(diffusion_time) < float("inf")):
+            raise InvalidArgumentError(
+                f"diffusion_time of {name} must be a finite number > 0 or None, got "
+                f"{diffusion_time!r}"
+            )
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.hidden_channels = hidden_channels
@@ -105,6 +118,10 @@ class _OmegaNetwork(torch.nn.Module):
         self.dropout = dropout
         self.omega_granularity = omega
         self.channel_mixing = bool(channel_mixing)
+        self.diffusion_time = None if diffusion_time is None else float(diffusion_time)
+        # stacks deeper than diffusion_time apply omega = (T / L) * theta (theta starts at 1)
+        self.omega_scale = (1.0 if diffusion_time is None
+                            else min(1.0, float(diffusion_time) / num_layers))
         self.conv_options = dict(conv_options or {})
         self.open = torch.nn.Linear(in_channels, hidden_channels)
         # "global": one scalar shared by every layer (a Parameter handed to each conv).
@@ -212,6 +229,15 @@ class OmegaGCN(_OmegaNetwork):
             layer; :obj:`False` keeps it the identity, so only the omegas are learned between
             the opening and closing layers (far fewer parameters; better on small label sets
             such as the Planetoid splits, see ``docs/results.md``). (default: :obj:`True`)
+        diffusion_time (float, optional): Depth-independent omega steps. Each layer's update
+            is one explicit step of size :math:`\omega` of a diffusion, so the stack's
+            initial omegas add up to the total diffusion time :math:`L`. With
+            ``diffusion_time`` :math:`T` and :math:`L > T` layers, every layer applies
+            :math:`\omega = (T / L)\,\theta`, the stored :math:`\theta` starting at 1: the
+            stack starts with total diffusion :math:`T`, and Adam moves the total as fast as
+            in a :math:`T`-layer stack, so training does not change with depth. Stacks of at
+            most :math:`T` layers are unchanged (:math:`\omega = \theta`, the paper's).
+            :obj:`None` never scales. (default: :obj:`None`)
     """
 
     def __init__(
@@ -224,13 +250,15 @@ class OmegaGCN(_OmegaNetwork):
         omega: str = "channel",
         readout: str | None = None,
         channel_mixing: bool = True,
+        diffusion_time: float | None = None,
     ) -> None:
         super().__init__(in_channels, out_channels, hidden_channels, num_layers, dropout, omega,
-                         readout, channel_mixing)
+                         readout, channel_mixing, diffusion_time=diffusion_time)
 
     def _make_conv(self, omega: str | Parameter) -> torch.nn.Module:
         # The model normalises once per forward pass and hands S to every layer.
-        return OmegaGCNConv(self.hidden_channels, omega=omega, normalize=False)
+        return OmegaGCNConv(self.hidden_channels, omega=omega, normalize=False,
+                            omega_scale=self.omega_scale)
 
     def _propagation_graph(self, x: Tensor, edge_index: Tensor) -> tuple[Tensor, Tensor | None]:
         return gcn_norm(edge_index.long(), None, x.size(0), add_self_loops=True, dtype=x.dtype)
@@ -262,6 +290,8 @@ class OmegaGAT(_OmegaNetwork):
             output, ``None`` for node-level output. (default: :obj:`None`)
         channel_mixing (bool, optional): Learn the :math:`1 \times 1` convolution of each
             layer (see :class:`OmegaGCN`). (default: :obj:`True`)
+        diffusion_time (float, optional): Scale the omega steps of stacks deeper than this
+            (see :class:`OmegaGCN`). (default: :obj:`None`)
     """
 
     def __init__(
@@ -276,16 +306,18 @@ class OmegaGAT(_OmegaNetwork):
         attn_dropout: float = 0.0,
         readout: str | None = None,
         channel_mixing: bool = True,
+        diffusion_time: float | None = None,
     ) -> None:
         check_positive_int(heads, "heads", caller="OmegaGAT")
         super().__init__(in_channels, out_channels, hidden_channels, num_layers, dropout, omega,
-                         readout, channel_mixing, {"heads": heads, "dropout": attn_dropout})
+                         readout, channel_mixing, {"heads": heads, "dropout": attn_dropout},
+                         diffusion_time)
         self.heads = heads
         self.attn_dropout = attn_dropout
 
     def _make_conv(self, omega: str | Parameter) -> torch.nn.Module:
         return OmegaGATConv(self.hidden_channels, omega=omega, add_self_loops=False,
-                            **self.conv_options)
+                            omega_scale=self.omega_scale, **self.conv_options)
 
     def _propagation_graph(self, x: Tensor, edge_index: Tensor) -> tuple[Tensor, Tensor | None]:
         edge_index, _ = remove_self_loops(edge_index.long())

@@ -290,3 +290,78 @@ def test_omega_is_exempt_from_weight_decay(granularity):
     omegas = {id(w) for w in task.model.omegas}
     assert {id(p) for p in exempt["params"]} == omegas
     assert not omegas & {id(p) for p in decayed["params"]}
+
+
+# --------------------------------------------------------------------------- diffusion_time
+
+
+@pytest.mark.parametrize("name", ["omega-gcn", "omega-gat"])
+def test_diffusion_time_scales_only_deeper_stacks(name):
+    """L > T layers apply omega = (T / L) * theta; L <= T layers are the unscaled model."""
+    x, edge_index, _ = graph()
+    torch.manual_seed(0)
+    deep = small(name, num_layers=8, diffusion_time=2, channel_mixing=False).eval()
+    torch.manual_seed(0)
+    plain = small(name, num_layers=8, channel_mixing=False).eval()
+    assert deep.omega_scale == 0.25 and all(c.omega_scale == 0.25 for c in deep.convs)
+    assert all(torch.all(c.omega == 1.0) for c in deep.convs)  # theta starts at 1
+    with torch.no_grad():
+        for w in plain.omegas:
+            w.fill_(0.25)
+    torch.testing.assert_close(deep(x, edge_index), plain(x, edge_index))
+    torch.manual_seed(0)
+    shallow = small(name, num_layers=2, diffusion_time=4).eval()
+    torch.manual_seed(0)
+    default = small(name, num_layers=2).eval()
+    assert shallow.omega_scale == 1.0
+    assert torch.equal(shallow(x, edge_index), default(x, edge_index))
+
+
+def test_diffusion_time_is_a_reparametrisation_of_omega_for_adam():
+    """Adam on theta (omega = s * theta, theta_0 = 1) takes the steps of Adam on omega itself
+    started at s with the omega learning rate times s: the scaled deep stack trains like an
+    unscaled one with a depth-dependent omega initialisation and learning rate."""
+    x, edge_index, _ = graph()
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    torch.manual_seed(0)
+    scaled = small("omega-gcn", num_layers=8, diffusion_time=2, channel_mixing=False, dropout=0.0)
+    torch.manual_seed(0)
+    plain = small("omega-gcn", num_layers=8, channel_mixing=False, dropout=0.0)
+    with torch.no_grad():
+        for w in plain.omegas:
+            w.fill_(0.25)
+
+    def optimiser(model, omega_lr):
+        omegas = {id(w) for w in model.omegas}
+        rest = [p for p in model.parameters() if id(p) not in omegas]
+        return torch.optim.Adam([{"params": rest}, {"params": model.omegas, "lr": omega_lr}],
+                                lr=0.01)
+
+    opts = [optimiser(scaled, 0.01), optimiser(plain, 0.0025)]
+    for _ in range(5):
+        for model, opt in zip((scaled, plain), opts, strict=True):
+            opt.zero_grad()
+            F.cross_entropy(model(x, edge_index), y).backward()
+            opt.step()
+    for a, b in zip(scaled.convs, plain.convs, strict=True):
+        torch.testing.assert_close(a.omega * 0.25, b.omega, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(scaled.convs[0].omega, torch.ones(8))  # it did learn
+
+
+def test_layer_statistics_report_the_applied_omega():
+    from torch_geometric.data import Data
+
+    from graphlearn.analysis import layer_statistics
+
+    x, edge_index, _ = graph()
+    model = small("omega-gcn", num_layers=8, diffusion_time=2)
+    rows = layer_statistics(model, Data(x=x, edge_index=edge_index))
+    omega_rows = [r for r in rows if "omega_mean" in r]
+    assert len(omega_rows) == 8
+    assert all(r["omega_mean"] == pytest.approx(0.25) for r in omega_rows)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("inf"), float("nan"), "16", True])
+def test_bad_diffusion_time(bad):
+    with pytest.raises(InvalidArgumentError, match="diffusion_time of OmegaGCN"):
+        OmegaGCN(5, 3, num_layers=4, diffusion_time=bad)

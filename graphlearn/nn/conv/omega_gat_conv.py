@@ -16,7 +16,13 @@ from graphlearn.errors import InvalidArgumentError
 from graphlearn.kernels import edge_softmax, edge_softmax_aggregate
 
 from .gatv2_conv import attention_dropout_mask
-from .omega_gcn_conv import build_omega, check_graph_input, omega_mix
+from .omega_gcn_conv import (
+    build_omega,
+    check_graph_input,
+    check_omega_scale,
+    effective_omega,
+    omega_mix,
+)
 
 __all__ = ["OmegaGATConv"]
 
@@ -75,6 +81,9 @@ class OmegaGATConv(MessagePassing):
             (default: :obj:`0.0`)
         add_self_loops (bool, optional): If set to :obj:`False`, will not add self-loops to
             the input graph. (default: :obj:`True`)
+        omega_scale (float, optional): Apply :math:`\omega = s\,\theta` with :math:`s` =
+            :obj:`omega_scale` and :math:`\theta` = :obj:`self.omega` (initialised to 1), as in
+            :class:`OmegaGCNConv`. (default: :obj:`1.0`)
         **kwargs (optional): Additional arguments of
             :class:`torch_geometric.nn.conv.MessagePassing` (:obj:`flow` is honoured).
 
@@ -94,6 +103,7 @@ class OmegaGATConv(MessagePassing):
         negative_slope: float = 0.2,
         dropout: float = 0.0,
         add_self_loops: bool = True,
+        omega_scale: float = 1.0,
         **kwargs: Any,
     ) -> None:
         aggr = kwargs.get("aggr", "add")
@@ -127,6 +137,7 @@ class OmegaGATConv(MessagePassing):
         self.att_src = Parameter(torch.empty(1, heads, channels // heads))
         self.att_dst = Parameter(torch.empty(1, heads, channels // heads))
         self.omega, self.omega_granularity = build_omega(omega, channels, _CALLER)
+        self.omega_scale = check_omega_scale(omega_scale, _CALLER)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -178,7 +189,8 @@ class OmegaGATConv(MessagePassing):
 
         keep = attention_dropout_mask(logits, float(self.dropout), self.training)
         sx = edge_softmax_aggregate(logits, xh, src, dst, num_nodes, keep)  # (N, H, D)
-        out = omega_mix(x, sx.reshape(num_nodes, self.channels), self.omega)
+        out = omega_mix(x, sx.reshape(num_nodes, self.channels),
+                        effective_omega(self.omega, self.omega_scale))
         if return_attention_weights:
             alpha = edge_softmax(logits, dst, num_nodes)
             if keep is not None:
@@ -187,5 +199,6 @@ class OmegaGATConv(MessagePassing):
         return out
 
     def __repr__(self) -> str:
+        scale = f", omega_scale={self.omega_scale:g}" if self.omega_scale != 1.0 else ""
         return (f"{self.__class__.__name__}({self.channels}, heads={self.heads}, "
-                f"omega={self.omega_granularity!r})")
+                f"omega={self.omega_granularity!r}{scale})")

@@ -56,6 +56,22 @@ def build_omega(omega: str | Parameter, channels: int, caller: str) -> tuple[Par
     )
 
 
+def check_omega_scale(omega_scale: Any, caller: str) -> float:
+    """``omega_scale`` as a float, which must be finite and positive."""
+    if isinstance(omega_scale, bool) or not isinstance(omega_scale, (int, float)) or not (
+            0.0 < float(omega_scale) < float("inf")):
+        raise InvalidArgumentError(
+            f"omega_scale of {caller} must be a finite number > 0, got {omega_scale!r}; 1.0 "
+            f"uses the stored omega as is"
+        )
+    return float(omega_scale)
+
+
+def effective_omega(omega: Tensor, omega_scale: float) -> Tensor:
+    """The omega a layer applies: the stored parameter times ``omega_scale`` (exact at 1)."""
+    return omega if omega_scale == 1.0 else omega * omega_scale
+
+
 def omega_mix(x: Tensor, sx: Tensor, omega: Tensor) -> Tensor:
     r""":math:`(1 - \omega) \odot x + \omega \odot Sx`, exact at :math:`\omega \in \{0, 1\}`.
 
@@ -159,6 +175,13 @@ class OmegaGCNConv(MessagePassing):
         normalize (bool, optional): Compute the symmetric normalisation on the fly. With
             :obj:`False`, :obj:`edge_weight` is used as :math:`\mathbf{S}` as given (all
             ones if absent) and no self-loops are added. (default: :obj:`True`)
+        omega_scale (float, optional): The layer applies
+            :math:`\omega = s\,\theta` with :math:`s` = :obj:`omega_scale` and
+            :math:`\theta` the stored parameter :obj:`self.omega`, initialised to 1: omega
+            starts at :math:`s`, and an optimiser such as Adam, whose steps do not depend on
+            the gradient's scale, moves it :math:`s` times as far per step. Deep omega stacks
+            use :math:`s < 1` (see :class:`graphlearn.models.OmegaGCN`'s
+            :obj:`diffusion_time`). (default: :obj:`1.0`)
         **kwargs (optional): Additional arguments of
             :class:`torch_geometric.nn.conv.MessagePassing` (:obj:`flow` is honoured).
 
@@ -177,6 +200,7 @@ class OmegaGCNConv(MessagePassing):
         cached: bool = False,
         add_self_loops: bool | None = None,
         normalize: bool = True,
+        omega_scale: float = 1.0,
         **kwargs: Any,
     ) -> None:
         aggr = kwargs.get("aggr", "add")
@@ -204,6 +228,7 @@ class OmegaGCNConv(MessagePassing):
         self.add_self_loops = add_self_loops
         self.normalize = normalize
         self.omega, self.omega_granularity = build_omega(omega, channels, _CALLER)
+        self.omega_scale = check_omega_scale(omega_scale, _CALLER)
         self._cached_edge_index: tuple[Tensor, Tensor] | None = None
         self.reset_parameters()
 
@@ -240,7 +265,7 @@ class OmegaGCNConv(MessagePassing):
         # Row j of edge_index holds the message sources, row i their destinations.
         j, i = (0, 1) if self.flow == "source_to_target" else (1, 0)
         sx = weighted_aggregate(x, edge_index[j], edge_index[i], edge_weight, num_nodes)
-        return omega_mix(x, sx, self.omega)
+        return omega_mix(x, sx, effective_omega(self.omega, self.omega_scale))
 
     def _check_inputs(self, x: Any, edge_index: Any, edge_weight: Any) -> None:
         values = check_graph_input(x, edge_index, self.channels, self.omega, _CALLER)
@@ -266,4 +291,6 @@ class OmegaGCNConv(MessagePassing):
             )
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self.channels}, omega={self.omega_granularity!r})"
+        scale = f", omega_scale={self.omega_scale:g}" if self.omega_scale != 1.0 else ""
+        return (f"{self.__class__.__name__}({self.channels}, "
+                f"omega={self.omega_granularity!r}{scale})")

@@ -215,6 +215,21 @@ def test_torch_compile_fullgraph_matches_eager(backend):
 # --------------------------------------------------------------------------- bad inputs
 
 
+def test_omega_scale_multiplies_the_stored_omega():
+    x, edge_index = make_graph(5, dtype=torch.float64)
+    theta = torch.tensor([1.0, 0.0, 0.5, 1.7, -0.3, 2.5], dtype=torch.float64)
+    torch.manual_seed(0)
+    scaled = set_omega(OmegaGATConv(6, heads=2, omega_scale=0.25).double(), theta)
+    torch.manual_seed(0)
+    plain = set_omega(OmegaGATConv(6, heads=2).double(), 0.25 * theta)
+    torch.testing.assert_close(scaled(x, edge_index), plain(x, edge_index),
+                               atol=1e-12, rtol=1e-10)
+    assert str(OmegaGATConv(16, omega_scale=0.5)) == (
+        "OmegaGATConv(16, heads=1, omega='channel', omega_scale=0.5)")
+    with pytest.raises(InvalidArgumentError, match="omega_scale of OmegaGATConv"):
+        OmegaGATConv(6, omega_scale=0.0)
+
+
 def test_bad_constructor_arguments():
     with pytest.raises(InvalidArgumentError, match="not divisible by heads=4"):
         OmegaGATConv(6, heads=4)

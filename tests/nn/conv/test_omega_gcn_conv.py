@@ -253,7 +253,23 @@ def graph():
     return make_graph(0)
 
 
+def test_omega_scale_multiplies_the_stored_omega():
+    """omega_scale=s applies s * theta: the layer equals an unscaled one holding s * theta."""
+    x, edge_index, edge_weight = make_graph(5, dtype=torch.float64)
+    theta = torch.tensor([1.0, 0.0, 0.5, 1.7, -0.3, 2.5], dtype=torch.float64)
+    scaled = set_omega(OmegaGCNConv(6, omega_scale=0.25).double(), theta)
+    plain = set_omega(OmegaGCNConv(6).double(), 0.25 * theta)
+    torch.testing.assert_close(scaled(x, edge_index, edge_weight),
+                               plain(x, edge_index, edge_weight), atol=1e-12, rtol=1e-10)
+    assert str(OmegaGCNConv(16, omega_scale=0.5)) == "OmegaGCNConv(16, omega='channel', omega_scale=0.5)"
+    # reset_parameters sets the stored theta to 1, so the applied omega starts at the scale
+    assert torch.all(OmegaGCNConv(6, omega_scale=0.25).omega == 1.0)
+
+
 def test_bad_constructor_arguments():
+    for bad in (0.0, -1.0, float("nan"), float("inf"), "1", True):
+        with pytest.raises(InvalidArgumentError, match="omega_scale of OmegaGCNConv"):
+            OmegaGCNConv(6, omega_scale=bad)
     with pytest.raises(InvalidArgumentError, match="omega of OmegaGCNConv must be one of"):
         OmegaGCNConv(6, omega="node")
     with pytest.raises(InvalidArgumentError, match=r"shape \(1,\) or \(6,\)"):
