@@ -97,14 +97,22 @@ def build_graphlearn(args, data: dict):
     from graphlearn.kg.task import LinkPredictionTask
 
     kwargs = {"dim": args.dim}
+    param_groups = None
     if args.model == "rotate":
         kwargs.update(gamma=args.gamma, norm="l2")
+        # The same Adam step in phase: PyKEEN stores each rotation as a unit complex number,
+        # so a step of lr on its (re, im) turns it by about lr radians; graphlearn stores the
+        # phase as theta * rho / pi (the authors' layout), so its relation lr is lr * rho / pi.
+        from graphlearn.kg.models.embedding import RotatE
+
+        rho = RotatE(1, 1, dim=args.dim, gamma=args.gamma).embedding_range
+        param_groups = {"relation.weight": {"lr": args.lr * rho / math.pi}}
     task = LinkPredictionTask(
         args.model, kwargs, num_entities=data["num_entities"],
         num_relations=data["num_relations"],
         task_options={"objective": "negative-sampling", "loss": "nssa",
                       "num_negatives": args.num_negatives, "adversarial_temperature": 1.0},
-        optimizer="adam", lr=args.lr, eval_batch_size=args.eval_batch)
+        optimizer="adam", lr=args.lr, param_groups=param_groups, eval_batch_size=args.eval_batch)
     return task
 
 
