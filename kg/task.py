@@ -16,7 +16,9 @@ Training objectives (``task.objective`` in a config):
 Reasoners (``uses_graph``) get the stage's fact graph; when the training queries are facts
 themselves (datasets without a separate ``facts`` split, or ``task.train_queries: all``; see
 :func:`train_stage`), each batch's query edges and their inverses are removed from the graph
-it reasons over, so a query is never answered by its own edge.
+it reasons over, so a query is never answered by its own edge. With ``task.train_queries:
+resplit`` every epoch splits the known triples anew into a fact graph (``task.fact_ratio``)
+and the epoch's queries (:mod:`graphlearn.kg.resplit`), as RED-GNN's official training does.
 
 Validation and test rank every entity of the stage's graph, filtered as
 :meth:`~graphlearn.kg.dataset.LinkPredictionDataset.stage` says, and log MRR, MR and
@@ -34,12 +36,13 @@ import torch.nn.functional as F
 from graphlearn.kg.dataset import LinkPredictionDataset, Stage
 from graphlearn.kg.evaluation import TIES, FilterIndex, filtered_ranks, rank_metrics
 from graphlearn.kg.model import KGModel, MessageGraph, message_graph
+from graphlearn.kg.resplit import ResplitSampler, resplit
 from torch import Tensor
 
 from graphlearn.data.dataset import TaskKind
 from graphlearn.errors import ConfigError
 from graphlearn.tasks.metrics import RANKING_METRICS
-from graphlearn.train.optim import build_optimizer
+from graphlearn.train.optim import build_optimization
 
 __all__ = ["LinkPredictionTask", "RANKING_METRICS", "TASK_OPTIONS"]
 
@@ -54,7 +57,10 @@ TASK_OPTIONS: dict[str, Any] = {
     "label_smoothing": 0.0,
     "sides": ["head", "tail"],
     "train_queries": "split",
+    "fact_ratio": 0.75,
 }
+#: ``task.train_queries``: the train split, every known triple, or a new split every epoch.
+TRAIN_QUERIES = ("split", "all", "resplit")
 _LOSSES = {"1-n": ("ce", "bce"), "negative-sampling": ("nssa", "softplus", "margin")}
 
 
@@ -78,9 +84,12 @@ def check_task_options(options: dict[str, Any]) -> dict[str, Any]:
     if not sides or any(s not in ("head", "tail") for s in sides):
         raise ConfigError(f"task.sides must be a non-empty subset of [head, tail], got {sides!r}")
     out["sides"] = list(sides)
-    if out["train_queries"] not in ("split", "all"):
-        raise ConfigError(f"task.train_queries must be 'split' or 'all', got "
+    if out["train_queries"] not in TRAIN_QUERIES:
+        raise ConfigError(f"task.train_queries must be one of {', '.join(TRAIN_QUERIES)}, got "
                           f"{out['train_queries']!r}")
+    if not 0 < float(out["fact_ratio"]) < 1:
+        raise ConfigError(f"task.fact_ratio must be in (0, 1) (RED-GNN uses 0.75), got "
+                          f"{out['fact_ratio']!r}")
     if int(out["num_negatives"]) < 1:
         raise ConfigError("task.num_negatives must be >= 1")
     if not 0 <= float(out["label_smoothing"]) < 1:
@@ -98,7 +107,8 @@ def train_stage(dataset: LinkPredictionDataset, options: dict[str, Any]) -> Stag
     is RED-GNN's training: its ``shuffle_train`` re-splits facts + train every epoch so that
     every known triple serves as a query; removing the batch's edges does that with the
     graph kept as dense as at test time. The two are the same for datasets without
-    ``facts``.
+    ``facts``. ``"resplit"``: the same stage as ``"all"``; the training loader and the task
+    then split it every epoch (:mod:`graphlearn.kg.resplit`).
     """
     st = dataset.stage("train")
     if options["train_queries"] == "split":
@@ -149,6 +159,9 @@ class LinkPredictionTask(L.LightningModule):
         optimizer, lr, weight_decay, param_groups: As for the classification tasks.
         eval_batch_size (int): Queries ranked at once.
         ties (str): Tie handling of the ranking.
+        lr_decay (float): Factor applied to the learning rate after every epoch (1: constant).
+        seed (int): The run's seed; with ``task.train_queries: resplit`` it fixes every
+            epoch's split.
         dataset (LinkPredictionDataset, optional): The data; needed for training and
             evaluation, not stored in checkpoints.
     """
@@ -169,6 +182,8 @@ class LinkPredictionTask(L.LightningModule):
         param_groups: dict[str, dict[str, float]] | None = None,
         eval_batch_size: int = 256,
         ties: str = "realistic",
+        lr_decay: float = 1.0,
+        seed: int = 0,
         dataset: LinkPredictionDataset | None = None,
     ) -> None:
         super().__init__()
@@ -196,7 +211,7 @@ class LinkPredictionTask(L.LightningModule):
             task_options=dict(cfg.task), metric=cfg.eval.metric or dataset.info.metric,
             optimizer=cfg.optim.name, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
             param_groups=cfg.optim.param_groups or None, eval_batch_size=cfg.eval.batch_size,
-            ties=cfg.eval.ties, dataset=dataset,
+            ties=cfg.eval.ties, lr_decay=cfg.optim.lr_decay, seed=int(cfg.seed), dataset=dataset,
         )
 
     @staticmethod
@@ -215,6 +230,10 @@ class LinkPredictionTask(L.LightningModule):
 
                 raise EmptyGraphError(f"dataset {dataset.info.name!r} has no {stage} triples")
             size = cfg.trainer.batch_size if stage == "train" else cfg.eval.batch_size
+            if stage == "train" and options["train_queries"] == "resplit":
+                sampler = ResplitSampler(queries.size(0), options["fact_ratio"], int(cfg.seed))
+                loaders[stage] = DataLoader(queries, batch_size=size, sampler=sampler)
+                continue
             loaders[stage] = DataLoader(queries, batch_size=size, shuffle=stage == "train",
                                         generator=gen if stage == "train" else None)
         return loaders
@@ -240,6 +259,29 @@ class LinkPredictionTask(L.LightningModule):
             self._cache[key] = message_graph(st.facts, st.num_entities,
                                              self.hparams.num_relations).to(self.device)
         return self._cache[key]
+
+    def training_graph(self, batch: Tensor) -> MessageGraph | None:
+        """The graph a training batch reasons over (``None`` for embedding models).
+
+        ``resplit``: the current epoch's fact part of the known triples (the batch's queries
+        are in the other part); otherwise the training stage's graph, less the batch's own
+        edges when the queries are facts themselves.
+        """
+        graph = self.stage_graph("train")
+        if graph is None:
+            return None
+        if self.options["train_queries"] == "resplit":
+            epoch = int(self.current_epoch)
+            cached = self._cache.get("graph/resplit")
+            if cached is None or cached[0] != epoch:
+                known = self._stage("train").facts
+                facts, _ = resplit(known.size(0), self.options["fact_ratio"],
+                                   self.hparams.get("seed", 0), epoch)
+                cached = (epoch, message_graph(known[facts], self._stage("train").num_entities,
+                                               self.hparams.num_relations).to(self.device))
+                self._cache["graph/resplit"] = cached
+            return cached[1]
+        return graph.without(batch) if self._queries_are_facts() else graph
 
     def _filter(self, stage: str) -> FilterIndex:
         key = f"filter/{stage}"
@@ -268,9 +310,7 @@ class LinkPredictionTask(L.LightningModule):
         h, r, t = batch.unbind(1)
         opts = self.options
         if opts["objective"] == "1-n":
-            graph = self.stage_graph("train")
-            if graph is not None and self._queries_are_facts():
-                graph = graph.without(batch)
+            graph = self.training_graph(batch)
             losses = []
             for side in opts["sides"]:
                 anchor, true = (h, t) if side == "tail" else (t, h)
@@ -366,5 +406,5 @@ class LinkPredictionTask(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        return build_optimizer(self.model, hp.optimizer, hp.lr, hp.weight_decay,
-                               hp.get("param_groups"))
+        return build_optimization(self.model, hp.optimizer, hp.lr, hp.weight_decay,
+                                  hp.get("param_groups"), hp.get("lr_decay", 1.0))

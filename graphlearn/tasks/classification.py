@@ -20,7 +20,7 @@ from graphlearn.errors import ConfigError
 from graphlearn.models import MODELS
 from graphlearn.models.registry import call_model
 from graphlearn.tasks.metrics import METRICS
-from graphlearn.train.optim import build_optimizer
+from graphlearn.train.optim import build_optimization
 
 __all__ = ["ClassificationTask", "NodeClassificationTask", "GraphClassificationTask", "build_model"]
 
@@ -93,6 +93,7 @@ class ClassificationTask(L.LightningModule):
         weight_decay (float): L2 penalty of the optimiser.
         param_groups (dict, optional): Per-parameter options by name pattern; see
             :func:`graphlearn.train.optim.parameter_groups`.
+        lr_decay (float): Factor applied to the learning rate after every epoch (1: constant).
     """
 
     kind: TaskKind
@@ -110,6 +111,7 @@ class ClassificationTask(L.LightningModule):
         lr: float = 0.005,
         weight_decay: float = 5e-4,
         param_groups: dict[str, dict[str, float]] | None = None,
+        lr_decay: float = 1.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -140,6 +142,7 @@ class ClassificationTask(L.LightningModule):
             lr=cfg.optim.lr,
             weight_decay=cfg.optim.weight_decay,
             param_groups=cfg.optim.param_groups or None,
+            lr_decay=cfg.optim.lr_decay,
         )
 
     @staticmethod
@@ -198,8 +201,8 @@ class ClassificationTask(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        return build_optimizer(self.model, hp.optimizer, hp.lr, hp.weight_decay,
-                               hp.get("param_groups"))
+        return build_optimization(self.model, hp.optimizer, hp.lr, hp.weight_decay,
+                                  hp.get("param_groups"), hp.get("lr_decay", 1.0))
 
 
 class NodeClassificationTask(ClassificationTask):

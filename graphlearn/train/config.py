@@ -67,6 +67,9 @@ class OptimSection(_Section):
     name: Literal["adam", "adamw", "sgd"] = "adam"
     lr: float = Field(0.005, gt=0)
     weight_decay: float = Field(5e-4, ge=0)
+    lr_decay: float = Field(1.0, gt=0, le=1,
+                            description="multiply the learning rate by this after every epoch "
+                                        "(exponential schedule); 1 keeps it constant")
     param_groups: dict[str, dict[Literal["lr", "weight_decay"], float]] = Field(
         default_factory=dict,
         description="per-parameter options by fnmatch pattern over parameter names, first match "

@@ -22,7 +22,7 @@ import torch
 
 from graphlearn.errors import ConfigError
 
-__all__ = ["OPTIMIZERS", "build_optimizer", "parameter_groups"]
+__all__ = ["OPTIMIZERS", "build_optimization", "build_optimizer", "parameter_groups"]
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 _GROUP_KEYS = ("lr", "weight_decay")
@@ -83,6 +83,24 @@ def build_optimizer(model: torch.nn.Module, name: str, lr: float, weight_decay: 
         group.pop("names")
     extra = {"fused": True} if name in _FUSABLE and _fusable(groups) else {}
     return OPTIMIZERS[name](groups, lr=lr, weight_decay=weight_decay, **extra)
+
+
+def build_optimization(model: torch.nn.Module, name: str, lr: float, weight_decay: float,
+                       param_groups: Mapping[str, Mapping[str, float]] | None = None,
+                       lr_decay: float = 1.0) -> torch.optim.Optimizer | dict[str, Any]:
+    """What a task's ``configure_optimizers`` returns: :func:`build_optimizer`, plus, when
+    ``lr_decay < 1`` (``optim.lr_decay``), an exponential schedule that multiplies every
+    group's learning rate by ``lr_decay`` after each epoch (``torch.optim.lr_scheduler.
+    ExponentialLR``, the schedule of RED-GNN's and RUN-GNN's official training).
+    """
+    if not 0 < lr_decay <= 1:
+        raise ConfigError(f"optim.lr_decay must be in (0, 1] (1 keeps the rate constant), "
+                          f"got {lr_decay}")
+    optimizer = build_optimizer(model, name, lr, weight_decay, param_groups)
+    if lr_decay == 1:
+        return optimizer
+    schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=lr_decay)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "epoch"}}
 
 
 _FUSABLE = ("adam", "adamw")

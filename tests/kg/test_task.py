@@ -163,3 +163,58 @@ def test_train_queries_all_uses_every_known_triple(data_root):
     assert task._queries_are_facts()
     with pytest.raises(ConfigError, match="train_queries"):
         check_task_options({"train_queries": "facts"})
+
+
+def test_resplit_partitions_the_known_triples_per_epoch():
+    from graphlearn.kg.resplit import ResplitSampler, resplit
+
+    facts, queries = resplit(101, 0.75, seed=3, epoch=0)
+    assert facts.numel() == 75 and queries.numel() == 26
+    assert sorted(facts.tolist() + queries.tolist()) == list(range(101))
+    again, _ = resplit(101, 0.75, seed=3, epoch=0)
+    other, _ = resplit(101, 0.75, seed=3, epoch=1)
+    assert torch.equal(facts, again) and not torch.equal(facts, other)
+    sampler = ResplitSampler(101, 0.75, seed=3)
+    sampler.set_epoch(1)
+    assert len(sampler) == 26 and list(sampler) == resplit(101, 0.75, 3, 1)[1].tolist()
+    for bad in (0.0, 1.0, 0.001):
+        with pytest.raises(ConfigError, match="fact_ratio"):
+            resplit(101, bad, 0, 0)
+    with pytest.raises(ConfigError, match="fact_ratio"):
+        check_task_options({"fact_ratio": 1.5})
+
+
+def test_resplit_training_reasons_over_the_epochs_other_triples(tmp_path, monkeypatch):
+    """``task.train_queries: resplit``: each epoch's batches are queries of that epoch's split
+    and the graph they reason over is the rest of the known triples, never their own edges;
+    ``optim.lr_decay`` multiplies the learning rate once per epoch."""
+    from graphlearn.kg.task import LinkPredictionTask
+
+    seen = []
+    original = LinkPredictionTask.training_graph
+
+    def spy(self, batch):
+        graph = original(self, batch)
+        seen.append((int(self.current_epoch), batch.clone(), graph,
+                     self.trainer.optimizers[0].param_groups[0]["lr"]))
+        return graph
+
+    monkeypatch.setattr(LinkPredictionTask, "training_graph", spy)
+    kg = _write_kg(tmp_path / "ring", n=20)
+    graphlearn.fit(model="red-gnn", dataset=str(kg), epochs=3, seed=0, out=tmp_path / "run",
+                   **{"task.train_queries": "resplit", "model.hidden_dim": 4, "model.attn_dim": 2,
+                      "model.num_layers": 2, "trainer.batch_size": 4, "optim.lr": 0.01,
+                      "optim.lr_decay": 0.5, "trainer.patience": None})
+    num_known = 34  # 40 ring triples less 6 held out
+    per_epoch: dict[int, list] = {}
+    for epoch, batch, graph, lr in seen:
+        per_epoch.setdefault(epoch, []).append(batch)
+        assert lr == pytest.approx(0.01 * 0.5 ** epoch)
+        assert graph.num_edges == 2 * int(num_known * 0.75)
+        edges = set(zip(graph.edge_index[0].tolist(), graph.edge_type.tolist(),
+                        graph.edge_index[1].tolist(), strict=True))
+        assert not any((h, r, t) in edges for h, r, t in batch.tolist())
+    assert sorted(per_epoch) == [0, 1, 2]
+    queries = [torch.cat(b).tolist() for _, b in sorted(per_epoch.items())]
+    assert all(len(q) == num_known - int(num_known * 0.75) for q in queries)
+    assert queries[0] != queries[1]

@@ -85,3 +85,20 @@ def test_adam_uses_the_fused_step_on_cpu_and_matches_the_default():
     for a, b in zip(model.parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     assert not build_optimizer(model, "sgd", 0.01, 0.0).defaults.get("fused")
+
+
+def test_lr_decay_adds_an_exponential_schedule_per_epoch():
+    from graphlearn.train.optim import build_optimization
+
+    model = torch.nn.Linear(3, 2)
+    assert isinstance(build_optimization(model, "adam", 0.01, 0.0), torch.optim.Adam)
+    out = build_optimization(model, "adam", 0.01, 0.0, lr_decay=0.9)
+    schedule = out["lr_scheduler"]["scheduler"]
+    assert out["lr_scheduler"]["interval"] == "epoch" and schedule.optimizer is out["optimizer"]
+    for _ in range(2):
+        out["optimizer"].step()
+        schedule.step()
+    assert out["optimizer"].param_groups[0]["lr"] == pytest.approx(0.01 * 0.81)
+    for bad in (0.0, 1.5):
+        with pytest.raises(ConfigError, match="optim.lr_decay"):
+            build_optimization(model, "adam", 0.01, 0.0, lr_decay=bad)
