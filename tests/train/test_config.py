@@ -1,6 +1,11 @@
+import inspect
+from pathlib import Path
+
 import pytest
+from graphlearn.kg.task import check_task_options
 
 from graphlearn.errors import ConfigError
+from graphlearn.models.registry import MODELS
 from graphlearn.train.config import RunConfig, load_config, parse_assignment, resolve_config
 
 
@@ -70,3 +75,22 @@ def test_parse_assignment():
         parse_assignment("optim.lr")
     with pytest.raises(ConfigError, match="malformed"):
         parse_assignment("optim..lr=1")
+
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+
+
+def test_configs_are_shipped():
+    assert len(CONFIGS) >= 30
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_every_shipped_config_names_real_options(path):
+    # a config edit (a new model key, a task option) must not wait for a long run to fail
+    cfg = resolve_config(path)
+    spec = MODELS.get(cfg.model.name)
+    params = inspect.signature(spec.cls).parameters
+    hyper = {k for k in cfg.model.model_dump() if k != "name"}
+    assert hyper <= set(params), f"{path.name}: unknown model keys {sorted(hyper - set(params))}"
+    if cfg.task:
+        check_task_options(cfg.task)
