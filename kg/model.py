@@ -120,6 +120,19 @@ class KGModel(nn.Module):
             return self.score_triples(answers, relations, anchors)
         raise ConfigError(f"side must be 'head' or 'tail', got {side!r}")
 
+    def score_candidates(self, anchors: Tensor, relations: Tensor, candidates: Tensor,
+                         side: str) -> Tensor:
+        """Scores ``(B, n)`` of each query's ``n`` candidate answers ``candidates (B, n)``.
+
+        Negative sampling scores a batch's positives and corruptions through this. The
+        default flattens the candidates into one :meth:`score_answers` call (one entity
+        lookup, so one dense gradient fill of the entity table, per call); models whose
+        :meth:`score_all` is cheap override it to score the whole entity set and gather.
+        """
+        b, n = candidates.shape
+        return self.score_answers(anchors.repeat_interleave(n), relations.repeat_interleave(n),
+                                  candidates.reshape(-1), side).view(b, n)
+
     def regularization(self, heads: Tensor, relations: Tensor, tails: Tensor) -> Tensor:
         """A penalty added to the loss for a training batch (default: none)."""
         return torch.zeros((), device=heads.device)

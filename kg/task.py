@@ -335,9 +335,10 @@ class LinkPredictionTask(L.LightningModule):
         """Each side's loss over ``ceil(num_negatives / len(sides))`` corruptions of that
         side, averaged over ``task.sides``.
 
-        Positives and negatives are scored as the queries they stand for
-        (:meth:`~graphlearn.kg.model.KGModel.score_answers`): a reciprocal model's head
-        corruptions go through the inverse relation, as its head queries do at ranking time.
+        Positives and negatives are scored together as candidate answers of the queries they
+        stand for (:meth:`~graphlearn.kg.model.KGModel.score_candidates`): a reciprocal
+        model's head corruptions go through the inverse relation, as its head queries do at
+        ranking time, and an embedding model with few entities scores them all in one GEMM.
         """
         opts = self.options
         sides = opts["sides"]
@@ -346,14 +347,10 @@ class LinkPredictionTask(L.LightningModule):
         losses = []
         for side in sides:
             anchor, true = (h, t) if side == "tail" else (t, h)
-            corrupt = torch.randint(0, E, (B * k,), device=h.device)
-            # positives and negatives in one call: one entity lookup (and one dense gradient
-            # fill of the entity table) per side instead of two
-            scores = self.model.score_answers(
-                torch.cat([anchor, anchor.repeat_interleave(k)]),
-                torch.cat([r, r.repeat_interleave(k)]), torch.cat([true, corrupt]), side)
-            pos, neg = scores[:B], scores[B:].view(B, k)
-            losses.append(self._pair_loss(pos, neg))
+            corrupt = torch.randint(0, E, (B, k), device=h.device)
+            scores = self.model.score_candidates(anchor, r, torch.cat([true[:, None], corrupt], 1),
+                                                 side)
+            losses.append(self._pair_loss(scores[:, 0], scores[:, 1:]))
         return torch.stack(losses).mean()
 
     def _pair_loss(self, pos: Tensor, neg: Tensor) -> Tensor:

@@ -48,6 +48,11 @@ _SIDES = ("head", "tail")
 _CHUNK = 64
 #: Elements of the ``(chunk, |E|, d)`` difference tensor of RotatE's L1 fallback.
 _L1_ELEMENTS = 1 << 24
+#: Negative sampling scores every entity (one GEMM) and gathers the candidates when there are
+#: at most this many entities per candidate of a query; below it, gathering ``B * n`` entity
+#: rows and scoring them one by one moves more memory than the GEMM costs (measured in
+#: ``benchmarks/kg_negative_sampling.py``: break-even near 150 entities per candidate on CPU).
+_DENSE_ENTITIES_PER_CANDIDATE = 64
 
 
 def _distance(q: Tensor, e: Tensor) -> Tensor:
@@ -128,6 +133,22 @@ class _EmbeddingModel(KGModel):
                       side: str) -> Tensor:
         relations, side = self._query(relations, side)
         return super().score_answers(anchors, relations, answers, side)
+
+    def score_candidates(self, anchors: Tensor, relations: Tensor, candidates: Tensor,
+                         side: str) -> Tensor:
+        """Scores ``(B, n)`` of ``candidates``; when :meth:`score_all` is one GEMM and the
+        entity set is small against ``n`` (see ``_DENSE_ENTITIES_PER_CANDIDATE``), scores every
+        entity and gathers the candidates, otherwise scores the candidates one by one. Both
+        compute the same scores (up to float rounding) and gradients."""
+        if self._gemm_scores and (self.num_entities
+                                  <= _DENSE_ENTITIES_PER_CANDIDATE * candidates.size(1)):
+            return self.score_all(anchors, relations, side).gather(1, candidates)
+        return super().score_candidates(anchors, relations, candidates, side)
+
+    @property
+    def _gemm_scores(self) -> bool:
+        """Whether :meth:`score_all` is one GEMM against the entity table."""
+        return True
 
     def regularization(self, heads: Tensor, relations: Tensor, tails: Tensor) -> Tensor:
         r"""``regularizer_weight`` times the batch mean of the penalty of :math:`(h, r, t)`.
@@ -210,6 +231,10 @@ class TransE(_EmbeddingModel):
         nn.init.uniform_(self.relation.weight, -bound, bound)
         with torch.no_grad():
             self.relation.weight.div_(self.relation.weight.norm(dim=-1, keepdim=True))
+
+    @property
+    def _gemm_scores(self) -> bool:
+        return self.p == 2
 
     def _score_all(self, anchor: Tensor, rel: Tensor, side: str) -> Tensor:
         q = anchor + rel if side == "tail" else anchor - rel
@@ -369,6 +394,10 @@ class RotatE(_EmbeddingModel):
     def reset_parameters(self) -> None:
         nn.init.uniform_(self.entity.weight, -self.embedding_range, self.embedding_range)
         nn.init.uniform_(self.relation.weight, -self.embedding_range, self.embedding_range)
+
+    @property
+    def _gemm_scores(self) -> bool:
+        return self.norm == "l2"
 
     def phases(self, relations: Tensor) -> Tensor:
         """``(B, dim)`` rotation angles of ``relations``."""

@@ -120,6 +120,35 @@ def test_score_answers_matches_score_all(name):
             model.score_answers(anchors, rels, answers, "left")
 
 
+@pytest.mark.parametrize(("name", "options"), [
+    ("complex", {}), ("distmult", {}), ("rotate", {}), ("rotate", {"norm": "l1"}),
+    ("transe", {"p": 2}), ("transe", {"p": 1})])
+def test_score_candidates_gathered_equals_scored_one_by_one(name, options):
+    """The whole-entity-set path of negative sampling (one GEMM, then gather) gives the
+    scores and parameter gradients of scoring each candidate on its own."""
+    from graphlearn.kg.model import KGModel
+    from graphlearn.kg.models import embedding
+    from graphlearn.kg.task import build_kg_model
+
+    torch.manual_seed(0)
+    for reciprocal in (False, True):
+        model = build_kg_model(name, 7, 3, dim=4, reciprocal=reciprocal, **options)
+        anchors, rels = torch.tensor([0, 5, 2]), torch.tensor([2, 0, 1])
+        candidates = torch.tensor([[6, 1, 1, 0], [1, 5, 3, 2], [2, 2, 4, 6]])
+        assert 7 <= embedding._DENSE_ENTITIES_PER_CANDIDATE * 4  # this size takes the GEMM path
+        for side in ("head", "tail"):
+            got, grads = [], []
+            for method in (type(model).score_candidates, KGModel.score_candidates):
+                model.zero_grad()
+                scores = method(model, anchors, rels, candidates, side)
+                (scores * torch.arange(12.0).view(3, 4)).sum().backward()
+                got.append(scores.detach())
+                grads.append([p.grad.clone() for p in model.parameters()])
+            torch.testing.assert_close(got[0], got[1], rtol=1e-5, atol=1e-5)
+            for a, b in zip(*grads, strict=True):
+                torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_negative_sampling_trains_inverse_relations_of_reciprocal_models():
     """Head corruptions of a reciprocal model go through ``r + R``: those rows get gradient
     (before, only the base relations did, and head queries were ranked with untrained rows)."""
