@@ -64,9 +64,11 @@ def fit(
 
     With no arguments: GATv2 on Zachary's karate club (embedded, no download).
     """
+    from graphlearn.train.allocator import keep_freed_memory_from_env
     from graphlearn.train.config import parse_assignment
     from graphlearn.train.fit import fit as run_fit
 
+    keep_freed_memory_from_env()  # large CPU tensors reused across steps (see its docstring)
     overrides: dict = {}
     for text in set_ or []:
         key, value = parse_assignment(text)

@@ -64,7 +64,7 @@ class ModelSection(BaseModel):
 
 
 class OptimSection(_Section):
-    name: Literal["adam", "adamw", "sgd"] = "adam"
+    name: Literal["adam", "adamw", "sgd", "adagrad"] = "adam"
     lr: float = Field(0.005, gt=0)
     weight_decay: float = Field(5e-4, ge=0)
     lr_decay: float = Field(1.0, gt=0, le=1,

@@ -24,7 +24,8 @@ from graphlearn.errors import ConfigError
 
 __all__ = ["OPTIMIZERS", "build_optimization", "build_optimizer", "parameter_groups"]
 
-OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD,
+              "adagrad": torch.optim.Adagrad}
 _GROUP_KEYS = ("lr", "weight_decay")
 
 

@@ -40,7 +40,7 @@ def test_bad_value_names_key_and_value():
     with pytest.raises(ConfigError, match="'trainer.max_epochs'"):
         resolve_config(None, {"epochs": "many"})
     with pytest.raises(ConfigError, match="'optim.name'"):
-        resolve_config(None, {"optim.name": "adagrad"})
+        resolve_config(None, {"optim.name": "lamb"})
 
 
 def test_setting_inside_a_value_is_an_error():

@@ -87,6 +87,14 @@ def test_adam_uses_the_fused_step_on_cpu_and_matches_the_default():
     assert not build_optimizer(model, "sgd", 0.01, 0.0).defaults.get("fused")
 
 
+def test_adagrad_is_available_for_kbc_style_training():
+    """ComplEx-N3 (Lacroix et al., 2018) trains with Adagrad: ``optim.name: adagrad``."""
+    model = torch.nn.Linear(3, 2)
+    opt = build_optimizer(model, "adagrad", 0.1, 0.0)
+    assert isinstance(opt, torch.optim.Adagrad) and opt.defaults["lr"] == 0.1
+    assert resolve_config(None, {"optim.name": "adagrad"}).optim.name == "adagrad"
+
+
 def test_lr_decay_adds_an_exponential_schedule_per_epoch():
     from graphlearn.train.optim import build_optimization
 
