@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from graphlearn.data.dataset import DatasetInfo
+from graphlearn.env import env_flag
 from graphlearn.errors import DataNotFoundError
 
 __all__ = [
@@ -60,7 +61,7 @@ def cache_root() -> Path:
 
 def offline() -> bool:
     """Whether ``GRAPHLEARN_OFFLINE`` forbids downloads."""
-    return os.environ.get("GRAPHLEARN_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+    return env_flag("GRAPHLEARN_OFFLINE") is True
 
 
 def _missing(folder: Path, files: tuple[str, ...]) -> list[str]:

@@ -12,11 +12,10 @@ trainer and :func:`validate` always run them.
 
 from __future__ import annotations
 
-import os
-
 import torch
 from torch import Tensor
 
+from graphlearn.env import env_flag
 from graphlearn.errors import (
     DeviceError,
     DTypeError,
@@ -43,11 +42,9 @@ def value_checks_enabled(*tensors: Tensor | None) -> bool:
     True when every given tensor lives on the CPU (the check is then cheap and needs no
     device synchronisation) or when the environment sets ``GRAPHLEARN_VALIDATE=1``.
     """
-    flag = os.environ.get("GRAPHLEARN_VALIDATE", "").strip().lower()
-    if flag in {"1", "true", "yes", "on"}:
-        return True
-    if flag in {"0", "false", "no", "off"}:
-        return False
+    flag = env_flag("GRAPHLEARN_VALIDATE")
+    if flag is not None:
+        return flag
     return all(t is None or t.device.type == "cpu" for t in tensors)
 
 

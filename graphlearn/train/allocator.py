@@ -27,7 +27,9 @@ import ctypes.util
 import os
 import sys
 
-__all__ = ["keep_freed_memory"]
+from graphlearn.env import env_flag
+
+__all__ = ["keep_freed_memory", "keep_freed_memory_from_env"]
 
 #: mallopt parameters (``malloc.h``).
 _M_TRIM_THRESHOLD = -1
@@ -59,7 +61,8 @@ def keep_freed_memory(threshold: int = 1 << 30) -> bool:
 
 
 def keep_freed_memory_from_env() -> bool:
-    """:func:`keep_freed_memory` unless ``GRAPHLEARN_KEEP_FREED_MEMORY`` is ``0``/``false``/``no``."""
-    if os.environ.get(ENV, "1").strip().lower() in ("0", "false", "no", "off"):
+    """:func:`keep_freed_memory` unless ``GRAPHLEARN_KEEP_FREED_MEMORY`` says off (``0``,
+    ``false``, ``no``, ``off``)."""
+    if env_flag(ENV) is False:
         return False
     return keep_freed_memory()
