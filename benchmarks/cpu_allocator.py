@@ -4,7 +4,7 @@
 stops glibc from unmapping (and the kernel from re-faulting) every large tensor of every step.
 The anchor is the same step under glibc's defaults, which is what PyTorch, PyG and PyKEEN run
 with. Each (case, mode) runs in its own subprocess (the setting is process-wide); time is the
-median step after warm-up, memory the process's peak RSS (``ru_maxrss``). Cases:
+median step after warm-up, memory the process's peak RSS (``VmHWM``). Cases:
 
 - ``complex-1n-wn18rr``: a 1-N ComplEx step (dim 64, reciprocal, N3, fused Adam) on 1,024
   random queries against WN18RR's 40,943 entities (``configs/complex-wn18rr.yaml``'s shape);
@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import statistics
-import subprocess
 import sys
-import time
+
+from kg_negative_sampling import median_ms
+from rgnn import peak_rss_mb, run_worker
 
 CASES = ("complex-1n-wn18rr", "rotate-ns-fb15k237", "gcn-100k")
 
@@ -93,18 +92,10 @@ def worker(case: str, keep: bool, steps: int, threads: int | None) -> dict:
     if threads:
         torch.set_num_threads(threads)
     applied = keep_freed_memory() if keep else False
-    step = _step_fn(case)
-    for _ in range(2):
-        step()
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    return {"case": case, "keep_freed_memory": keep, "applied": applied,
-            "step_ms": statistics.median(times) * 1000,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "torch": torch.__version__, "threads": torch.get_num_threads()}
+    step_ms = median_ms(_step_fn(case), steps)
+    return {"case": case, "keep_freed_memory": keep, "applied": applied, "step_ms": step_ms,
+            "peak_rss_mb": peak_rss_mb(), "torch": torch.__version__,
+            "threads": torch.get_num_threads()}
 
 
 def main() -> None:
@@ -125,8 +116,9 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--worker", case, str(int(keep)),
                    "--steps", str(args.steps)] + (["--threads", str(args.threads)]
                                                  if args.threads else [])
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-            rows[keep] = json.loads(out.strip().splitlines()[-1])
+            rows[keep] = run_worker(cmd, timeout=3600)
+            if rows[keep]["status"] != "ok":
+                sys.exit(f"{case} (keep_freed_memory={keep}): {rows[keep]['status']}")
         row = {"case": case, "glibc_ms": rows[False]["step_ms"], "kept_ms": rows[True]["step_ms"],
                "speedup": rows[False]["step_ms"] / rows[True]["step_ms"],
                "glibc_peak_rss_mb": rows[False]["peak_rss_mb"],

@@ -34,8 +34,9 @@ CASES = [(m, e, k) for m in ("rotate",) for e in (135, 1000, 3000, 14541) for k 
 CASES += [("complex", 135, 64), ("complex", 14541, 64), ("distmult", 135, 64)]
 
 
-def _time(step, repeats: int) -> float:
-    for _ in range(2):
+def median_ms(step, repeats: int, warmup: int = 2) -> float:
+    """Median wall time of ``step()`` in ms over ``repeats`` calls after ``warmup`` calls."""
+    for _ in range(warmup):
         step()
     times = []
     for _ in range(repeats):
@@ -81,14 +82,14 @@ def run_case(name: str, num_entities: int, k: int, args) -> dict:
     row = {"model": name, "entities": num_entities, "negatives": k, "batch_size": B,
            "dim": args.dim,
            "dense": num_entities <= embedding._DENSE_ENTITIES_PER_CANDIDATE * (1 + k),
-           "auto_ms": _time(step(type(model).score_candidates), args.repeats),
-           "per_candidate_ms": _time(step(KGModel.score_candidates), args.repeats)}
+           "auto_ms": median_ms(step(type(model).score_candidates), args.repeats),
+           "per_candidate_ms": median_ms(step(KGModel.score_candidates), args.repeats)}
     row["per_candidate_ratio"] = row["per_candidate_ms"] / row["auto_ms"]
     hrt = torch.stack([anchors.repeat_interleave(1 + k), rels.repeat_interleave(1 + k),
                        candidates.reshape(-1)], 1)
     pk = _pykeen_step(name, num_entities, R, args.dim, hrt)
     if pk is not None:
-        row["pykeen_ms"] = _time(pk, args.repeats)
+        row["pykeen_ms"] = median_ms(pk, args.repeats)
         row["pykeen_ratio"] = row["pykeen_ms"] / row["auto_ms"]
     return row
 
