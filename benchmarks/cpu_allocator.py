@@ -60,7 +60,7 @@ def _step_fn(case: str):
 
         def step():
             a, r = torch.randint(0, E, (B,)), torch.randint(0, R, (B,))
-            scores = KGModel.score_candidates(m, a, r, torch.randint(0, E, (B, 1 + k)), "tail")
+            scores = KGModel._score_candidates(m, a, r, torch.randint(0, E, (B, 1 + k)), "tail")
             loss = -F.logsigmoid(scores[:, 0]).mean() - F.logsigmoid(-scores[:, 1:]).mean()
             opt.zero_grad()
             loss.backward()

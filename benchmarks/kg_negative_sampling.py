@@ -1,7 +1,7 @@
 """Negative-sampling training step: per-candidate scoring vs one GEMM over every entity.
 
 A negative-sampling step scores each query's positive and ``k`` corruptions. PyKEEN's sLCWA
-loop (and graphlearn's default, :meth:`graphlearn.kg.model.KGModel.score_candidates`) gathers
+loop (and graphlearn's default, :meth:`graphlearn.kg.model.KGModel._score_candidates`) gathers
 the ``B * (1 + k)`` entity rows and scores them one by one; an embedding model whose
 ``score_all`` is one GEMM can instead score every entity and gather the candidates' columns,
 which graphlearn does when there are at most ``_DENSE_ENTITIES_PER_CANDIDATE`` entities per
@@ -9,7 +9,7 @@ candidate. This script times forward + backward of one side's scores (sum as the
 each path on random queries over ``E`` entities, ``k`` negatives per query, batch ``B``:
 
 - ``auto_ms``: ``model.score_candidates`` (the dispatch ``graphlearn fit`` uses);
-- ``per_candidate_ms``: ``KGModel.score_candidates``, graphlearn's per-candidate path;
+- ``per_candidate_ms``: ``KGModel._score_candidates``, graphlearn's per-candidate path;
 - ``pykeen_ms``: PyKEEN's ``model.score_hrt`` on the same ``B * (1 + k)`` triples (the anchor;
   when PyKEEN is importable: run it through ``bash benchmarks/kg_env.sh`` or with ``KG_ENV``'s
   Python), and ``pykeen_ratio`` = ``pykeen_ms / auto_ms``.
@@ -83,7 +83,7 @@ def run_case(name: str, num_entities: int, k: int, args) -> dict:
            "dim": args.dim,
            "dense": num_entities <= embedding._DENSE_ENTITIES_PER_CANDIDATE * (1 + k),
            "auto_ms": median_ms(step(type(model).score_candidates), args.repeats),
-           "per_candidate_ms": median_ms(step(KGModel.score_candidates), args.repeats)}
+           "per_candidate_ms": median_ms(step(KGModel._score_candidates), args.repeats)}
     row["per_candidate_ratio"] = row["per_candidate_ms"] / row["auto_ms"]
     hrt = torch.stack([anchors.repeat_interleave(1 + k), rels.repeat_interleave(1 + k),
                        candidates.reshape(-1)], 1)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from graphlearn.errors import ConfigError
+from graphlearn.errors import ConfigError, ShapeError
 
 __all__ = ["KGModel", "MessageGraph", "message_graph"]
 
@@ -124,11 +124,23 @@ class KGModel(nn.Module):
                          side: str) -> Tensor:
         """Scores ``(B, n)`` of each query's ``n`` candidate answers ``candidates (B, n)``.
 
-        Negative sampling scores a batch's positives and corruptions through this. The
-        default flattens the candidates into one :meth:`score_answers` call (one entity
-        lookup, so one dense gradient fill of the entity table, per call); models whose
-        :meth:`score_all` is cheap override it to score the whole entity set and gather.
+        Negative sampling scores a batch's positives and corruptions through this. It checks
+        the shapes and calls :meth:`_score_candidates`, whose default flattens the candidates
+        into one :meth:`score_answers` call (one entity lookup, so one dense gradient fill of
+        the entity table, per call); models whose :meth:`score_all` is cheap override that to
+        score the whole entity set and gather.
         """
+        if candidates.dim() != 2 or candidates.size(0) != anchors.numel() \
+                or relations.numel() != anchors.numel():
+            raise ShapeError(
+                f"score_candidates needs candidates of shape (B, n) for B anchors and B "
+                f"relations; got candidates {tuple(candidates.shape)}, "
+                f"{anchors.numel()} anchors, {relations.numel()} relations")
+        return self._score_candidates(anchors, relations, candidates, side)
+
+    def _score_candidates(self, anchors: Tensor, relations: Tensor, candidates: Tensor,
+                          side: str) -> Tensor:
+        """:meth:`score_candidates` after its shape check: one candidate at a time."""
         b, n = candidates.shape
         return self.score_answers(anchors.repeat_interleave(n), relations.repeat_interleave(n),
                                   candidates.reshape(-1), side).view(b, n)

@@ -134,8 +134,8 @@ class _EmbeddingModel(KGModel):
         relations, side = self._query(relations, side)
         return super().score_answers(anchors, relations, answers, side)
 
-    def score_candidates(self, anchors: Tensor, relations: Tensor, candidates: Tensor,
-                         side: str) -> Tensor:
+    def _score_candidates(self, anchors: Tensor, relations: Tensor, candidates: Tensor,
+                          side: str) -> Tensor:
         """Scores ``(B, n)`` of ``candidates``; when :meth:`score_all` is one GEMM and the
         entity set is small against ``n`` (see ``_DENSE_ENTITIES_PER_CANDIDATE``), scores every
         entity and gathers the candidates, otherwise scores the candidates one by one. Both
@@ -143,7 +143,7 @@ class _EmbeddingModel(KGModel):
         if self._gemm_scores and (self.num_entities
                                   <= _DENSE_ENTITIES_PER_CANDIDATE * candidates.size(1)):
             return self.score_all(anchors, relations, side).gather(1, candidates)
-        return super().score_candidates(anchors, relations, candidates, side)
+        return super()._score_candidates(anchors, relations, candidates, side)
 
     @property
     def _gemm_scores(self) -> bool:

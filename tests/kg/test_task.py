@@ -138,7 +138,7 @@ def test_score_candidates_gathered_equals_scored_one_by_one(name, options):
         assert 7 <= embedding._DENSE_ENTITIES_PER_CANDIDATE * 4  # this size takes the GEMM path
         for side in ("head", "tail"):
             got, grads = [], []
-            for method in (type(model).score_candidates, KGModel.score_candidates):
+            for method in (type(model).score_candidates, KGModel._score_candidates):
                 model.zero_grad()
                 scores = method(model, anchors, rels, candidates, side)
                 (scores * torch.arange(12.0).view(3, 4)).sum().backward()
@@ -147,6 +147,21 @@ def test_score_candidates_gathered_equals_scored_one_by_one(name, options):
             torch.testing.assert_close(got[0], got[1], rtol=1e-5, atol=1e-5)
             for a, b in zip(*grads, strict=True):
                 torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_score_candidates_shape_errors():
+    from graphlearn.kg.task import build_kg_model
+
+    from graphlearn.errors import ShapeError
+
+    model = build_kg_model("complex", 7, 3, dim=4)
+    anchors, rels = torch.tensor([0, 5, 2]), torch.tensor([2, 0, 1])
+    with pytest.raises(ShapeError, match=r"candidates of shape \(B, n\).*got candidates \(12,\)"):
+        model.score_candidates(anchors, rels, torch.zeros(12, dtype=torch.long), "tail")
+    with pytest.raises(ShapeError, match="got candidates \\(2, 4\\), 3 anchors"):
+        model.score_candidates(anchors, rels, torch.zeros(2, 4, dtype=torch.long), "tail")
+    with pytest.raises(ShapeError, match="3 anchors, 2 relations"):
+        model.score_candidates(anchors, rels[:2], torch.zeros(3, 4, dtype=torch.long), "tail")
 
 
 def test_negative_sampling_trains_inverse_relations_of_reciprocal_models():
