@@ -110,3 +110,14 @@ def test_lr_decay_adds_an_exponential_schedule_per_epoch():
     for bad in (0.0, 1.5):
         with pytest.raises(ConfigError, match="optim.lr_decay"):
             build_optimization(model, "adam", 0.01, 0.0, lr_decay=bad)
+
+
+def test_config_names_exactly_the_optimizers_build_optimizer_knows():
+    """``OptimSection.name`` (config validation without torch) and ``OPTIMIZERS`` list the
+    same names, so a name added to one cannot be missing from the other."""
+    from typing import get_args
+
+    from graphlearn.train.config import OptimSection
+    from graphlearn.train.optim import OPTIMIZERS
+
+    assert set(get_args(OptimSection.model_fields["name"].annotation)) == set(OPTIMIZERS)
